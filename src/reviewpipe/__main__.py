@@ -1,0 +1,5 @@
+"""``python -m reviewpipe``."""
+
+from reviewpipe.cli import main
+
+main()

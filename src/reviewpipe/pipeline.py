@@ -1,0 +1,88 @@
+"""Run the stages in order, in a run folder that becomes ``latest`` only when complete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reviewpipe.protocol import Protocol, load_protocol, protocol_path
+from reviewpipe.runs import STAGES, ReviewPaths, Run, StageResult, finish_run, new_run, open_run
+from reviewpipe.store import Store
+
+Reporter = Callable[[StageResult], None]
+
+
+def stage_functions() -> dict[str, Callable[..., StageResult]]:
+    """The stage functions by name; imported here so ``import reviewpipe`` stays light."""
+    from reviewpipe.dedupe import dedupe
+    from reviewpipe.extract import extract
+    from reviewpipe.report import report
+    from reviewpipe.screen import screen
+    from reviewpipe.search import search
+    from reviewpipe.synthesize import synthesize
+
+    return {"search": search, "dedupe": dedupe, "screen": screen, "extract": extract,
+            "synthesize": synthesize, "report": report}
+
+
+def open_review(root: str | Path, review_id: str) -> tuple[Protocol, ReviewPaths]:
+    """Load the review's protocol (``queries/<id>.toml`` under ``root``) and its paths."""
+    root = Path(root)
+    protocol = load_protocol(protocol_path(review_id, root / "queries"))
+    return protocol, ReviewPaths(root=root, review_id=protocol.review_id)
+
+
+def run_review(root: str | Path, review_id: str, *, live: bool = False,
+               environ: Mapping[str, str] | None = None, on_stage: Reporter | None = None,
+               progress: Callable[[int, int], None] | None = None) -> Run:
+    """Run every stage into a new run folder; on success it becomes ``latest``.
+
+    A failure leaves the ``.partial`` folder for inspection and ``latest`` where it was.
+    """
+    protocol, paths = open_review(root, review_id)
+    functions = stage_functions()
+    with Store.open(paths.store) as store:
+        run = new_run(paths, protocol_path=protocol.path, protocol_sha256=protocol.sha256,
+                      seed=protocol.seed, live=live)
+        store.start_run(run.run_id, protocol.sha256, live)
+        try:
+            for name in STAGES:
+                options: dict[str, Any] = {}
+                if name == "search":
+                    options = {"live": live, "environ": environ, "progress": progress}
+                result = functions[name](protocol, store, run, **options)
+                if on_stage:
+                    on_stage(result)
+        except BaseException:
+            store.finish_run(run.run_id, "failed")
+            raise
+        finish_run(paths, run)
+        store.finish_run(run.run_id, "complete")
+    return run
+
+
+def run_stage(root: str | Path, review_id: str, stage: str, *, run_id: str | None = None,
+              live: bool = False, environ: Mapping[str, str] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> tuple[Run, StageResult]:
+    """Run one stage. ``search`` starts a new run; later stages work on the latest run."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+    protocol, paths = open_review(root, review_id)
+    function = stage_functions()[stage]
+    with Store.open(paths.store) as store:
+        if stage == "search":
+            run = new_run(paths, protocol_path=protocol.path, protocol_sha256=protocol.sha256,
+                          seed=protocol.seed, live=live)
+            store.start_run(run.run_id, protocol.sha256, live)
+            try:
+                result = function(protocol, store, run, live=live, environ=environ,
+                                  progress=progress)
+            except BaseException:
+                store.finish_run(run.run_id, "failed")
+                raise
+            finish_run(paths, run)
+            store.finish_run(run.run_id, "complete")
+            return run, result
+        run = open_run(paths, run_id)
+        return run, function(protocol, store, run)

@@ -1,0 +1,236 @@
+"""Stage 3, screen: one decision per cluster, with a reason, the evidence, and humans winning.
+
+Order of criteria (the first failed is the reason): wrong_population, wrong_intervention,
+protocol, review, wrong_design, duplicate_report. When in doubt the machine says ``uncertain``
+and names the doubt, so a human decides; it never excludes on a guess.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reviewpipe.dedupe import load_canonical
+from reviewpipe.design import classify_design
+from reviewpipe.errors import InputError
+from reviewpipe.pico import NOT_MET, UNCLEAR, match_criterion
+from reviewpipe.protocol import Protocol
+from reviewpipe.runs import Run, StageResult
+from reviewpipe.store import Store
+
+DECISIONS = ("include", "exclude", "uncertain")
+REASONS = ("none", "wrong_population", "wrong_intervention", "protocol", "review", "wrong_design",
+           "duplicate_report")
+SCREENING_COLUMNS = ["cluster_id", "decision", "reason", "design", "p_rct", "decided_by",
+                     "evidence", "doubt", "study_id", "title", "year", "machine_decision",
+                     "machine_reason"]
+HUMAN_COLUMNS = ["id", "reviewer", "decision", "reason", "note", "date"]
+CONSENSUS = "consensus"
+_PROTOCOL_DESIGNS = {"rct_protocol", "registry_entry"}
+_REVIEW_DESIGNS = {"systematic_review", "narrative_review"}
+_OTHER_REPORTS = {"secondary_analysis", "conference_abstract"}
+
+
+@dataclass(frozen=True)
+class HumanDecision:
+    id: str
+    reviewer: str
+    decision: str
+    reason: str
+    note: str
+    date: str
+    line: int
+
+
+def decide(record: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
+    """The machine's decision on one canonical record, before study-level checks."""
+    criteria = protocol.criteria
+    population = match_criterion("population", criteria["population"], record)
+    intervention = match_criterion("intervention", criteria["intervention"], record)
+    design = classify_design(record.get("title", ""), record.get("abstract", ""),
+                             record.get("publication_types"))
+    band_low, _ = protocol.screen["uncertain_band"]
+    threshold = protocol.screen["rct_threshold"]
+    evidence = (f"population [{population.where}]: {population.evidence} | "
+                f"intervention [{intervention.where}]: {intervention.evidence} | "
+                f"design {design.label}: {design.evidence}")
+    doubts: list[str] = []
+    if population.status == NOT_MET:
+        decision, reason = "exclude", "wrong_population"
+    elif intervention.status == NOT_MET:
+        decision, reason = "exclude", "wrong_intervention"
+    elif design.label in _PROTOCOL_DESIGNS:
+        decision, reason = "exclude", "protocol"
+    elif design.label in _REVIEW_DESIGNS:
+        decision, reason = "exclude", "review"
+    elif design.label in _OTHER_REPORTS:
+        decision, reason = "exclude", "duplicate_report"  # confirmed against the study below
+    elif design.label != "rct" or design.p_rct < threshold:
+        if design.p_rct >= band_low or "no abstract" in design.evidence:
+            decision, reason = "uncertain", "none"
+            doubts.append(f"design: {design.evidence} (p_rct {design.p_rct:.2f})")
+        else:
+            decision, reason = "exclude", "wrong_design"
+    else:
+        decision, reason = "include", "none"
+    for criterion in (population, intervention):
+        if criterion.status == UNCLEAR and decision != "exclude":
+            decision, reason = "uncertain", "none"
+            doubts.append(f"{criterion.name}: {criterion.evidence}")
+    return {
+        "cluster_id": record["cluster_id"], "study_id": record["study_id"],
+        "decision": decision, "reason": reason, "design": design.label,
+        "p_rct": round(design.p_rct, 4), "decided_by": design.actor, "evidence": evidence,
+        "doubt": "; ".join(doubts), "title": record.get("title", ""),
+        "year": record.get("year") or "", "_has_pmid": bool(record.get("pmid")),
+        "_abstract_len": len(record.get("abstract") or ""),
+    }
+
+
+def apply_study_links(rows: list[dict[str, Any]]) -> None:
+    """One counted report per trial: other reports of an included trial are duplicate_report."""
+    by_study: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_study[row["study_id"]].append(row)
+    for members in by_study.values():
+        included = [r for r in members if r["decision"] == "include"]
+        if included:
+            primary = min(included, key=lambda r: (not r["_has_pmid"], -r["_abstract_len"],
+                                                   r["cluster_id"]))
+            for row in included:
+                if row is not primary:
+                    row.update(decision="exclude", reason="duplicate_report",
+                               evidence=f"{row['evidence']} | another report of study "
+                                        f"{row['study_id']}, counted as {primary['cluster_id']}")
+        for row in members:
+            if row["reason"] == "duplicate_report" and row["design"] in _OTHER_REPORTS:
+                if not included:
+                    row.update(decision="uncertain", reason="none",
+                               doubt=f"a {row['design'].replace('_', ' ')} whose main trial "
+                                     "report is not among the records: find the main report")
+                else:
+                    row["evidence"] += f" | main report of the trial: {included[0]['cluster_id']}"
+
+
+def read_human_decisions(path: Path) -> list[HumanDecision]:
+    """Reviewers' decisions (``queries/<review>.decisions.csv``); the machine never writes it."""
+    if not path.exists():
+        return []
+    out: list[HumanDecision] = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"id", "reviewer", "decision"} - set(reader.fieldnames or [])
+        if missing:
+            raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}", line=1)
+        for line, row in enumerate(reader, start=2):
+            decision = (row.get("decision") or "").strip().lower()
+            reason = (row.get("reason") or "none").strip().lower() or "none"
+            if decision not in DECISIONS:
+                raise InputError(path, f"decision must be one of {', '.join(DECISIONS)}, "
+                                       f"got {decision!r}", line=line)
+            if reason not in REASONS:
+                raise InputError(path, f"reason must be one of {', '.join(REASONS)}, "
+                                       f"got {reason!r}", line=line)
+            if decision == "exclude" and reason == "none":
+                raise InputError(path, "an exclusion needs a reason", line=line)
+            if not (row.get("id") or "").strip() or not (row.get("reviewer") or "").strip():
+                raise InputError(path, "id and reviewer must not be empty", line=line)
+            out.append(HumanDecision(row["id"].strip(), row["reviewer"].strip(), decision, reason,
+                                     (row.get("note") or "").strip(),
+                                     (row.get("date") or "").strip(), line))
+    return out
+
+
+def apply_humans(rows: list[dict[str, Any]], humans: list[HumanDecision],
+                 cluster_of_record: dict[str, str]) -> tuple[list[dict], dict[str, Any]]:
+    """Override machine rows with human decisions; list conflicts; Cohen's kappa per pair."""
+    by_cluster = {row["cluster_id"]: row for row in rows}
+    latest: dict[str, dict[str, HumanDecision]] = defaultdict(dict)
+    unknown: list[str] = []
+    for human in humans:
+        cluster_id = human.id if human.id in by_cluster else cluster_of_record.get(human.id)
+        if cluster_id is None:
+            unknown.append(human.id)
+            continue
+        latest[cluster_id][human.reviewer] = human  # a later line by the same reviewer wins
+    conflicts: list[dict[str, Any]] = []
+    for cluster_id, by_reviewer in sorted(latest.items()):
+        row = by_cluster[cluster_id]
+        if CONSENSUS in by_reviewer:
+            chosen = [by_reviewer[CONSENSUS]]
+        else:
+            verdicts = {(h.decision, h.reason) for h in by_reviewer.values()}
+            if len(verdicts) > 1:
+                conflicts.append({
+                    "cluster_id": cluster_id, "title": row["title"],
+                    "verdicts": "; ".join(f"{r}: {h.decision}/{h.reason}"
+                                          for r, h in sorted(by_reviewer.items()))})
+                row.update(decision="uncertain", reason="none", decided_by="conflict",
+                           doubt="reviewers disagree: " + conflicts[-1]["verdicts"])
+                continue
+            chosen = list(by_reviewer.values())
+        human = sorted(chosen, key=lambda h: h.reviewer)[0]
+        row.update(decision=human.decision, reason=human.reason,
+                   decided_by="human:" + ",".join(sorted(h.reviewer for h in chosen)),
+                   evidence=f"{row['evidence']} | human note: {human.note}" if human.note
+                   else row["evidence"], doubt="")
+    return conflicts, {"kappa": agreement(latest), "unknown_ids": sorted(set(unknown))}
+
+
+def agreement(latest: dict[str, dict[str, HumanDecision]]) -> list[dict[str, Any]]:
+    """Cohen's kappa on include/exclude/uncertain for each pair of reviewers with shared items."""
+    from sklearn.metrics import cohen_kappa_score
+
+    reviewers = sorted({r for by in latest.values() for r in by if r != CONSENSUS})
+    out = []
+    for i, a in enumerate(reviewers):
+        for b in reviewers[i + 1:]:
+            shared = [(by[a].decision, by[b].decision) for by in latest.values()
+                      if a in by and b in by]
+            if not shared:
+                continue
+            first, second = zip(*shared, strict=True)
+            if len(set(first) | set(second)) == 1:
+                kappa = 1.0
+            else:
+                kappa = float(cohen_kappa_score(first, second))
+            out.append({"reviewers": f"{a} vs {b}", "items": len(shared),
+                        "agreed": sum(x == y for x, y in shared), "kappa": round(kappa, 4)})
+    return out
+
+
+def screen(protocol: Protocol, store: Store, run: Run) -> StageResult:
+    """Decide every cluster and write ``screening.csv`` (+ conflicts and the decision log)."""
+    canonical = load_canonical(run)
+    rows = [decide(record, protocol) for record in canonical]
+    apply_study_links(rows)
+    for row in rows:
+        row["machine_decision"], row["machine_reason"] = row["decision"], row["reason"]
+    cluster_of_record = {rid: rec["cluster_id"] for rec in canonical for rid in rec["record_ids"]}
+    humans_path = protocol.path.with_name(f"{protocol.review_id}.decisions.csv")
+    conflicts, agreement_info = apply_humans(rows, read_human_decisions(humans_path),
+                                             cluster_of_record)
+    rows.sort(key=lambda r: r["cluster_id"])
+    run.write_csv("screening.csv", SCREENING_COLUMNS, rows)
+    run.write_csv("conflicts.csv", ["cluster_id", "title", "verdicts"], conflicts)
+    run.write_json("agreement.json", agreement_info)
+    store.replace_rows("screening", run.run_id, (
+        (r["cluster_id"], r["decision"], r["reason"], r["design"], r["p_rct"], r["decided_by"],
+         r["evidence"]) for r in rows))
+    store.append_decisions(run.run_id, (
+        {"subject": r["cluster_id"], "stage": "screen", "decision": r["decision"],
+         "reason": r["reason"], "evidence": r["evidence"], "actor": r["decided_by"]}
+        for r in rows))
+    counts: dict[str, Any] = {"screened": len(rows)}
+    for decision in DECISIONS:
+        counts[decision] = sum(r["decision"] == decision for r in rows)
+    for reason in REASONS[1:]:
+        counts[f"excluded_{reason}"] = sum(r["reason"] == reason for r in rows)
+    counts["human_decisions"] = sum(r["decided_by"].startswith("human") for r in rows)
+    counts["conflicts"] = len(conflicts)
+    outputs = ("screening.csv", "conflicts.csv", "agreement.json")
+    run.record_stage("screen", counts=counts, outputs=outputs)
+    return StageResult("screen", counts, outputs)

@@ -1,0 +1,186 @@
+"""Stage 1, search: PubMed (live through Entrez, or the bundled snapshot) plus export files.
+
+Writes ``records.csv`` (one row per record read, every source) and ``search.json`` (what
+PRISMA-S asks for: database, query, NCBI's translation, window, date, count, files and hashes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reviewpipe.errors import InputError, MissingInput
+from reviewpipe.protocol import Protocol
+from reviewpipe.readers import read_records
+from reviewpipe.records import RECORD_COLUMNS, Record
+from reviewpipe.runs import Run, StageResult, sha256_file
+from reviewpipe.store import Store
+
+PUBMED_SOURCE = "pubmed"
+
+
+def search(protocol: Protocol, store: Store, run: Run, *, live: bool = False,
+           environ: Mapping[str, str] | None = None,
+           progress: Callable[[int, int], None] | None = None) -> StageResult:
+    """Run every source of the protocol and write ``records.csv`` and ``search.json``.
+
+    Parameters
+    ----------
+    live : bool
+        Query PubMed through NCBI E-utilities (needs ``NCBI_EMAIL``) instead of the snapshot.
+    environ : mapping, optional
+        Where ``NCBI_EMAIL``, ``NCBI_API_KEY`` and ``REVIEWPIPE_EUTILS_URL`` are read from.
+    """
+    records: list[Record] = []
+    sources: list[dict[str, Any]] = []
+    pubmed = protocol.pubmed
+    if pubmed:
+        found, info = (_pubmed_live(protocol, store, environ, progress) if live
+                       else _pubmed_snapshot(protocol))
+        records.extend(found)
+        sources.append(info)
+    for export in protocol.exports:
+        found, info = _read_export(protocol, export)
+        records.extend(found)
+        sources.append(info)
+
+    records.sort(key=lambda r: r.record_id)
+    _check_unique(records)
+    run.write_csv("records.csv", RECORD_COLUMNS, (r.to_row() for r in records))
+    run.write_json("search.json", {"review": protocol.review_id, "sources": sources})
+    # Full records (abstract sections, MeSH…) for later stages; records.csv is the readable view.
+    run.write_text("records.jsonl", "".join(r.to_json() + "\n" for r in records))
+
+    store.replace_rows("records", run.run_id, (
+        (r.record_id, r.source, r.pmid, r.doi, r.title, r.year, r.to_json()) for r in records))
+    store.replace_rows("searches", run.run_id, (
+        (s["source"], s["database"], s.get("query"), s.get("translation"), s["count"],
+         s.get("mindate"), s.get("maxdate"), s.get("datetype"), s.get("searched_at"),
+         s.get("file")) for s in sources))
+    counts = {s["source"]: s["count"] for s in sources}
+    run.manifest["search"] = sources
+    outputs = ("records.csv", "records.jsonl", "search.json")
+    run.record_stage("search", counts=counts, live=live, outputs=outputs)
+    return StageResult("search", {"records": len(records), **counts}, outputs)
+
+
+def load_records(run: Run) -> list[Record]:
+    """The records a run's search stage wrote, in record_id order."""
+    path = run.require("records.jsonl", "search")
+    with path.open(encoding="utf-8") as handle:
+        return [Record.from_json(line) for line in handle if line.strip()]
+
+
+def _pubmed_snapshot(protocol: Protocol) -> tuple[list[Record], dict[str, Any]]:
+    pubmed = protocol.pubmed or {}
+    if not pubmed.get("snapshot"):
+        raise MissingInput(
+            f"{protocol.path}: 'search.pubmed.snapshot' is not set, so there is nothing to search "
+            "offline. Set it, or search live with --live."
+        )
+    path = protocol.resolve(pubmed["snapshot"])
+    if not path.exists():
+        raise MissingInput(f"{path}: snapshot file not found ('search.pubmed.snapshot').")
+    read = read_records(path, source=PUBMED_SOURCE, format="pubmed-xml", database="PubMed")
+    lo, hi = _date_key(pubmed["mindate"]), _date_key(pubmed["maxdate"])
+    kept = [r for r in read if not r.deleted and lo <= _record_date(r, pubmed["datetype"]) <= hi]
+    info = {
+        "source": PUBMED_SOURCE, "database": "PubMed", "kind": "database", "mode": "snapshot",
+        "query": pubmed["query"].strip(), "translation": None,
+        "note": "offline: the snapshot holds the query's results; the date window is applied "
+                "to it, the query itself is not re-evaluated",
+        "mindate": pubmed["mindate"], "maxdate": pubmed["maxdate"],
+        "datetype": pubmed["datetype"], "searched_at": None,
+        "file": _display(protocol, path), "sha256": sha256_file(path),
+        "records_in_file": len(read), "outside_window": len(read) - len(kept),
+        "count": len(kept),
+    }
+    return kept, info
+
+
+def _pubmed_live(protocol: Protocol, store: Store, environ: Mapping[str, str] | None,
+                 progress: Callable[[int, int], None] | None) -> tuple[list[Record], dict]:
+    from reviewpipe.entrez import EntrezConfig, search_pubmed
+
+    pubmed = protocol.pubmed or {}
+    config = EntrezConfig.from_env(os.environ if environ is None else environ)
+    config.batch_size = pubmed["batch_size"]
+    query = " ".join(pubmed["query"].split())
+    key = hashlib.sha256("\x1f".join(
+        [query, pubmed["mindate"], pubmed["maxdate"], pubmed["datetype"]]).encode()).hexdigest()
+    raw_dir = store.raw_dir / "pubmed" / key[:16]
+    result = search_pubmed(query, mindate=pubmed["mindate"], maxdate=pubmed["maxdate"],
+                           datetype=pubmed["datetype"], raw_dir=raw_dir, config=config,
+                           progress=progress)
+    by_pmid: dict[str, Record] = {}
+    for raw in result.efetch_files():
+        for record in read_records(raw, source=PUBMED_SOURCE, format="pubmed-xml",
+                                   database="PubMed"):
+            if record.pmid in result.pmids and not record.deleted:
+                by_pmid.setdefault(record.pmid, record)
+    info = {"source": PUBMED_SOURCE, "database": "PubMed", "kind": "database", "mode": "live",
+            **result.to_manifest(), "raw_dir": _display(protocol, raw_dir),
+            "count": len(by_pmid)}
+    return list(by_pmid.values()), info
+
+
+def _read_export(protocol: Protocol, export: dict[str, Any]) -> tuple[list[Record], dict]:
+    path = protocol.resolve(export["file"])
+    if not path.exists():
+        raise MissingInput(f"{path}: export file not found (listed in {protocol.path}).")
+    source = _source_name(path)
+    records = read_records(path, source=source, format=export["format"],
+                           database=export["database"] or None,
+                           column_map=export["columns"] or None)
+    databases = sorted({r.database for r in records if r.database})
+    info = {
+        "source": source, "database": export["database"] or export["label"] or source,
+        "kind": export["kind"], "label": export["label"], "mode": "file",
+        "file": _display(protocol, path), "format": export["format"],
+        "sha256": sha256_file(path), "databases_in_file": databases, "count": len(records),
+    }
+    return records, info
+
+
+def _source_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".xml", ".ris", ".nbib", ".txt", ".csv"):
+        name = name.removesuffix(suffix)
+    return name.lower().replace(" ", "-")
+
+
+def _check_unique(records: list[Record]) -> None:
+    seen: set[str] = set()
+    for record in records:
+        if record.record_id in seen:
+            raise InputError(record.file, f"record id {record.record_id} occurs twice; give "
+                             "the two sources different file names or the records unique ids",
+                             record=record.source_id)
+        seen.add(record.record_id)
+
+
+def _record_date(record: Record, datetype: str) -> tuple[int, int, int]:
+    if datetype == "edat" and record.entrez_date:
+        return _date_key(record.entrez_date)
+    if record.published_date:
+        return _date_key(record.published_date)
+    if record.year:
+        return (record.year, 1, 1)
+    return (0, 0, 0)  # undated: outside any window, as PubMed does with a pdat limit
+
+
+def _date_key(value: str) -> tuple[int, int, int]:
+    parts = [int(p) for p in value.replace("-", "/").split("/") if p.isdigit()][:3]
+    parts += [1] * (3 - len(parts))
+    return parts[0], parts[1], parts[2]
+
+
+def _display(protocol: Protocol, path: Path) -> str:
+    root = protocol.path.resolve().parent.parent
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)

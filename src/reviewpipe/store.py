@@ -1,0 +1,194 @@
+"""The review's SQLite store: runs, records, clusters, screening and the append-only decision log.
+
+The schema version is stamped in ``PRAGMA user_version``; migrations are named functions run in
+a transaction and recorded in ``migrations``. An unknown version is refused, never repaired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reviewpipe.errors import StaleStore
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,
+            status TEXT NOT NULL, protocol_sha256 TEXT NOT NULL, live INTEGER NOT NULL
+        );
+        CREATE TABLE searches (
+            run_id TEXT NOT NULL, source TEXT NOT NULL, database TEXT, query TEXT,
+            translation TEXT, count INTEGER, mindate TEXT, maxdate TEXT, datetype TEXT,
+            searched_at TEXT, file TEXT, PRIMARY KEY (run_id, source)
+        );
+        CREATE TABLE records (
+            run_id TEXT NOT NULL, record_id TEXT NOT NULL, source TEXT NOT NULL,
+            pmid TEXT, doi TEXT, title TEXT, year INTEGER, json TEXT NOT NULL,
+            PRIMARY KEY (run_id, record_id)
+        );
+        CREATE TABLE clusters (
+            run_id TEXT NOT NULL, record_id TEXT NOT NULL, cluster_id TEXT NOT NULL,
+            study_id TEXT NOT NULL, PRIMARY KEY (run_id, record_id)
+        );
+        CREATE TABLE screening (
+            run_id TEXT NOT NULL, cluster_id TEXT NOT NULL, decision TEXT NOT NULL,
+            reason TEXT NOT NULL, design TEXT, p_rct REAL, decided_by TEXT, evidence TEXT,
+            PRIMARY KEY (run_id, cluster_id)
+        );
+        -- Append-only: every machine or human decision, chained by hash.
+        CREATE TABLE decision_log (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, subject TEXT NOT NULL,
+            stage TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT, evidence TEXT,
+            actor TEXT NOT NULL, inputs_sha256 TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+        );
+        CREATE TRIGGER decision_log_no_update BEFORE UPDATE ON decision_log
+            BEGIN SELECT RAISE(ABORT, 'decision_log is append-only'); END;
+        CREATE TRIGGER decision_log_no_delete BEFORE DELETE ON decision_log
+            BEGIN SELECT RAISE(ABORT, 'decision_log is append-only'); END;
+        """
+    )
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("0001_initial", _v1),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+GENESIS = "0" * 64
+
+
+class Store:
+    """A review's SQLite store. Open with ``Store.open(path)``; it migrates a new file."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        store = cls(db, path)
+        store._migrate()
+        return store
+
+    @property
+    def raw_dir(self) -> Path:
+        """Raw responses live beside the store, shared by runs, so a killed search resumes."""
+        return self.path.parent / "raw"
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StaleStore(
+                f"{self.path}: schema version {version} is newer than this reviewpipe knows "
+                f"({SCHEMA_VERSION}). Upgrade reviewpipe, or move the file aside to start clean."
+            )
+        if version == 0:
+            self.db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, "
+                            "applied_at TEXT NOT NULL)")
+        for number, (name, migrate) in enumerate(MIGRATIONS, start=1):
+            if number <= version:
+                continue
+            with self.transaction():
+                migrate(self.db)
+                self.db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _now()))
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # runs -------------------------------------------------------------------------------
+    def start_run(self, run_id: str, protocol_sha256: str, live: bool) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, NULL, 'running', ?, ?)",
+                       (run_id, _now(), protocol_sha256, int(live)))
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",
+                       (_now(), status, run_id))
+
+    def run_status(self, run_id: str) -> str | None:
+        row = self.db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    # stage tables -----------------------------------------------------------------------
+    def replace_rows(self, table: str, run_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Replace one run's rows of a stage table (a stage rerun replaces its own output)."""
+        if table not in ("searches", "records", "clusters", "screening"):
+            raise ValueError(f"not a stage table: {table}")
+        rows = list(rows)
+        with self.transaction() as db:
+            db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            if rows:
+                marks = ", ".join("?" * (len(rows[0]) + 1))
+                db.executemany(f"INSERT INTO {table} VALUES ({marks})",
+                               [(run_id, *row) for row in rows])
+        return len(rows)
+
+    # decision log -----------------------------------------------------------------------
+    def append_decisions(self, run_id: str, entries: Iterable[dict[str, Any]]) -> list[dict]:
+        """Append entries to the hash-chained decision log; returns them with their hashes."""
+        written: list[dict] = []
+        with self.transaction() as db:
+            row = db.execute("SELECT hash FROM decision_log ORDER BY seq DESC LIMIT 1").fetchone()
+            prev = row[0] if row else GENESIS
+            for entry in entries:
+                body = {
+                    "run_id": run_id, "subject": entry["subject"], "stage": entry["stage"],
+                    "decision": entry["decision"], "reason": entry.get("reason", ""),
+                    "evidence": entry.get("evidence", ""), "actor": entry["actor"],
+                    "inputs_sha256": entry.get("inputs_sha256", ""), "prev_hash": prev,
+                }
+                digest = entry_hash(body)
+                db.execute(
+                    "INSERT INTO decision_log (run_id, subject, stage, decision, reason, evidence,"
+                    " actor, inputs_sha256, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (*body.values(), digest),
+                )
+                written.append({**body, "hash": digest})
+                prev = digest
+        return written
+
+    def decision_log(self) -> list[dict[str, Any]]:
+        cursor = self.db.execute("SELECT * FROM decision_log ORDER BY seq")
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def entry_hash(body: dict[str, Any]) -> str:
+    """SHA-256 of a decision-log entry's canonical JSON (which includes the previous hash)."""
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
