@@ -230,5 +230,47 @@ def build_snapshot_command(corpus: Path, out: Path) -> None:
         click.echo(f"{name}: {info}")
 
 
+@cli.group(context_settings=CONTEXT)
+def audit() -> None:
+    """Check and explain a review's decisions: verify, explain."""
+
+
+@audit.command("verify", context_settings=CONTEXT)
+@review_options
+@handle_errors
+def audit_verify(review_id: str, root: Path) -> None:
+    """Recompute the decision log's hash chain and every run's artifact hashes.
+
+    Exit 0 when everything matches, 1 otherwise (each problem on its own line).
+    """
+    from reviewpipe.audit import verify
+    from reviewpipe.pipeline import open_review
+
+    _, paths = open_review(root, review_id)
+    report = verify(paths)
+    for problem in report.problems:
+        click.echo(problem)
+    click.echo(f"audit: {report.entries} log entries, {report.runs} runs, {report.files} "
+               f"files: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}",
+               err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+@audit.command("explain", context_settings=CONTEXT)
+@review_options
+@run_option
+@click.argument("record_id")
+@handle_errors
+def audit_explain(review_id: str, root: Path, run_id: str | None, record_id: str) -> None:
+    """Show RECORD_ID's whole path: source, query, duplicates and why, screening, humans."""
+    import json
+
+    from reviewpipe.audit import explain
+    from reviewpipe.pipeline import open_review
+
+    _, paths = open_review(root, review_id)
+    click.echo(json.dumps(explain(paths, record_id, run_id), indent=2, ensure_ascii=False))
+
+
 def main() -> None:
     cli(prog_name="reviewpipe")

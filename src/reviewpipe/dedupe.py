@@ -37,6 +37,12 @@ from reviewpipe.store import Store
 # REVIEW_TITLE and MERGE_TITLE whose authors or year agree goes to a human.
 MERGE_TITLE = 95.0
 REVIEW_TITLE = 85.0
+# A truncated title (a mirror's cut) merges when it is a prefix of at least this many words and
+# the years agree, or the journal and first author do.
+PREFIX_WORDS = 5
+# Identical abstracts of at least this length are one publication (mirrors copy the abstract;
+# a protocol and its results paper do not share one).
+ABSTRACT_CHARS = 250
 BLOCK_TOKENS = 3
 MAX_BLOCK = 500
 # Registration prefixes that name a trial (PROSPERO CRD numbers name reviews, so they don't link).
@@ -62,6 +68,7 @@ class _Keys:
     title: str
     flags: frozenset[str]
     surname: str
+    first_author_tokens: frozenset[str]
     authors: frozenset[tuple[str, str]]
     year: int | None
     journal: str
@@ -122,13 +129,28 @@ def cluster_records(records: list[Record], *, answers: dict[frozenset[str], str]
                 if frozenset((ids[0], other)) not in forbidden:
                     union(ids[0], other, f"exact:{key_name}", {"key": value})
 
+    # Identical long abstracts: mirrors of one publication, titled or not.
+    by_abstract: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        text = normalize_title(record.abstract)
+        if len(text) >= ABSTRACT_CHARS:
+            by_abstract[hashlib.sha1(text.encode("utf-8")).hexdigest()].append(record.record_id)
+    for digest, ids in sorted(by_abstract.items()):
+        ids.sort()
+        for other in ids[1:]:
+            if frozenset((ids[0], other)) not in forbidden and not _hard_conflict(
+                    keys[ids[0]], keys[other], flags=False):
+                union(ids[0], other, "exact:abstract", {"key": digest[:12]})
+
     # Fuzzy, within blocks of rare title tokens.
     for a, b in _candidate_pairs(keys):
         if find(a) == find(b) or frozenset((a, b)) in forbidden:
             continue
         verdict, scores = _compare(keys[a], keys[b])
         if verdict == "merge":
-            union(a, b, f"fuzzy:title>={MERGE_TITLE:g}", scores)
+            rule = "fuzzy:title-prefix" if scores["title"] < MERGE_TITLE else (
+                f"fuzzy:title>={MERGE_TITLE:g}")
+            union(a, b, rule, scores)
         elif verdict == "review":
             queue.append({"record_a": a, "record_b": b, **scores,
                           "title_a": by_id[a].title, "title_b": by_id[b].title})
@@ -217,10 +239,10 @@ def dedupe(protocol: Protocol, store: Store, run: Run) -> StageResult:
     return StageResult("dedupe", counts, outputs)
 
 
-MERGE_LOG_COLUMNS = ["record_a", "record_b", "rule", "key", "title", "year_gap", "first_author",
-                     "journal", "page"]
-REVIEW_COLUMNS = ["record_a", "record_b", "title", "year_gap", "first_author", "journal", "page",
-                  "title_a", "title_b"]
+MERGE_LOG_COLUMNS = ["record_a", "record_b", "rule", "key", "title", "prefix", "year_gap",
+                     "first_author", "journal", "page"]
+REVIEW_COLUMNS = ["record_a", "record_b", "title", "prefix", "year_gap", "first_author",
+                  "journal", "page", "title_a", "title_b"]
 
 
 def best_record_json(row: dict[str, Any], best: Record) -> str:
@@ -265,6 +287,7 @@ def _keys(record: Record) -> _Keys:
     return _Keys(
         title=normalize_title(record.title), flags=title_flags(record.title),
         surname=first_author_surname(record.authors),
+        first_author_tokens=_name_tokens(record.authors),
         authors=frozenset(k for k in (author_key(a) for a in record.authors[:20]) if k[0]),
         year=record.year, journal=normalize_journal(record.journal_iso or record.journal),
         page=first_page(record.pages), doi=record.doi, pmid=record.pmid,
@@ -292,24 +315,54 @@ def _candidate_pairs(keys: dict[str, _Keys]) -> Iterable[tuple[str, str]]:
                     yield a, b
 
 
+def _name_tokens(authors: list[str]) -> frozenset[str]:
+    """Name words of the first author, in any order ("Wang Weiming" = "Weiming Wang")."""
+    for author in authors:
+        if "et al" in author.lower():
+            continue
+        words = {w for w in normalize_title(author).split() if len(w) > 1}
+        if words:
+            return frozenset(words)
+    return frozenset()
+
+
+def _hard_conflict(a: _Keys, b: _Keys, *, flags: bool = True) -> bool:
+    """Keys that prove two records are different publications.
+
+    ``flags``: also when one title says protocol, erratum, reply or review and the other does
+    not. Off for identical abstracts, where an uploader's title may have lost the word.
+    """
+    return bool((a.doi and b.doi and a.doi != b.doi) or (a.pmid and b.pmid and a.pmid != b.pmid)
+                or (flags and a.title and b.title and a.flags != b.flags))
+
+
 def _compare(a: _Keys, b: _Keys) -> tuple[str, dict[str, Any]]:
     title = fuzz.ratio(a.title, b.title)
+    short, long = sorted((a.title, b.title), key=len)
+    prefix = len(short.split()) >= PREFIX_WORDS and long.startswith(short) and short != long
     year_gap = abs(a.year - b.year) if a.year and b.year else None
-    same_author = bool(a.surname and b.surname and (a.surname == b.surname
-                                                    or a.authors & b.authors))
+    both_authors = bool(a.first_author_tokens and b.first_author_tokens)
+    same_author = both_authors and bool(a.first_author_tokens & b.first_author_tokens)
     journal = fuzz.token_set_ratio(a.journal, b.journal) if a.journal and b.journal else None
     page = (a.page == b.page) if a.page and b.page else None
     scores = {"title": round(title, 1), "year_gap": year_gap,
-              "first_author": same_author if a.surname and b.surname else None,
-              "journal": round(journal, 1) if journal is not None else None, "page": page}
-    conflict = (
-        (a.doi and b.doi and a.doi != b.doi) or (a.pmid and b.pmid and a.pmid != b.pmid)
-        or a.flags != b.flags or (year_gap is not None and year_gap > 1)
-        or scores["first_author"] is False or page is False
-    )
-    if title >= MERGE_TITLE and not conflict:
+              "first_author": same_author if both_authors else None,
+              "journal": round(journal, 1) if journal is not None else None, "page": page,
+              "prefix": prefix}
+    # A cut title can lose its "protocol": then year and journal must both agree.
+    cut_flag = prefix and a.flags != b.flags and not (
+        a.flags if len(a.title) < len(b.title) else b.flags)
+    same_venue = year_gap == 0 and journal is not None and journal >= 90
+    conflict = (_hard_conflict(a, b, flags=not (cut_flag and same_venue))
+                or (year_gap is not None and year_gap > 1)
+                or scores["first_author"] is False or page is False)
+    if conflict:
+        return ("review" if title >= MERGE_TITLE else "none"), scores
+    if title >= MERGE_TITLE:
         return "merge", scores
-    if title >= REVIEW_TITLE and (same_author or year_gap == 0):
+    if prefix and (year_gap == 0 or (journal is not None and journal >= 90 and same_author)):
+        return "merge", scores
+    if (title >= REVIEW_TITLE or prefix) and (same_author or year_gap == 0):
         return "review", scores
     return "none", scores
 

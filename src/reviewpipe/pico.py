@@ -18,7 +18,8 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 _OWN_STUDY = re.compile(
     r"\b(?:patients?|participants?|adults?|people|subjects?|individuals?|women|men|runners?|"
     r"athletes?|volunteers?|cases)\b.{0,40}\b(?:with|suffering|diagnosed|having|who had)\b"
-    r"|\b(?:aims?|objectives?|purpose|goal)\b|\bthis (?:study|trial)\b|\bwe (?:compared|tested|"
+    r"|\b(?:aims?|objectives?|purpose|goal)\b|\bthis (?:\w+ )?(?:study|trial)\b|\bwhether\b"
+    r"|\bwe (?:compared|tested|"
     r"evaluated|assessed|investigated|examined|randomi[sz]ed)\b|\bto (?:evaluate|compare|"
     r"investigate|assess|determine|examine|test)\b|\bwere (?:randomi[sz]ed|randomly|allocated|"
     r"assigned|recruited|enrolled|included|treated)\b|\b(?:group|arm)s? (?:received|underwent|"
@@ -66,6 +67,11 @@ def match_criterion(name: str, spec: dict[str, Any], record: dict[str, Any]) -> 
             return Criterion(name, MET, keyword, "keywords")
     abstract = record.get("abstract") or ""
     sentences = [s for s in _SENTENCE.split(abstract) if s.strip()]
+    # An abbreviation the record defines for a term ("plantar fasciitis (PF)") counts as the term.
+    short = {m.group(1) for m in (re.search(rf"{pattern.pattern}\s*\(([a-z]{{2,6}})\)",
+                                            _fold(s)) for s in sentences) if m}
+    if short:
+        pattern = re.compile(rf"{pattern.pattern}|(?<!\w)(?:{'|'.join(sorted(short))})(?!\w)")
     hits = [s for s in sentences if pattern.search(_fold(s))]
     own = [s for s in hits if _OWN_STUDY.search(s)]
     if own:

@@ -8,14 +8,18 @@ and names the doubt, so a human decides; it never excludes on a guess.
 from __future__ import annotations
 
 import csv
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rapidfuzz import fuzz
+
 from reviewpipe.dedupe import load_canonical
 from reviewpipe.design import classify_design
 from reviewpipe.errors import InputError
+from reviewpipe.normalize import normalize_title
 from reviewpipe.pico import NOT_MET, UNCLEAR, match_criterion
 from reviewpipe.protocol import Protocol
 from reviewpipe.runs import Run, StageResult
@@ -32,6 +36,8 @@ CONSENSUS = "consensus"
 _PROTOCOL_DESIGNS = {"rct_protocol", "registry_entry"}
 _REVIEW_DESIGNS = {"systematic_review", "narrative_review"}
 _OTHER_REPORTS = {"secondary_analysis", "conference_abstract"}
+# token_set_ratio between a secondary report's title and its main report's title.
+SAME_TRIAL_TITLE = 80.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,8 @@ def decide(record: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
         "doubt": "; ".join(doubts), "title": record.get("title", ""),
         "year": record.get("year") or "", "_has_pmid": bool(record.get("pmid")),
         "_abstract_len": len(record.get("abstract") or ""),
+        "_authors": frozenset(w for a in (record.get("authors") or [])[:6]
+                              for w in normalize_title(a).split() if len(w) > 2),
     }
 
 
@@ -105,14 +113,41 @@ def apply_study_links(rows: list[dict[str, Any]]) -> None:
                     row.update(decision="exclude", reason="duplicate_report",
                                evidence=f"{row['evidence']} | another report of study "
                                         f"{row['study_id']}, counted as {primary['cluster_id']}")
-        for row in members:
-            if row["reason"] == "duplicate_report" and row["design"] in _OTHER_REPORTS:
-                if not included:
-                    row.update(decision="uncertain", reason="none",
-                               doubt=f"a {row['design'].replace('_', ' ')} whose main trial "
-                                     "report is not among the records: find the main report")
-                else:
-                    row["evidence"] += f" | main report of the trial: {included[0]['cluster_id']}"
+    included_all = [r for r in rows if r["decision"] == "include"]
+    for row in rows:
+        if row["reason"] != "duplicate_report" or row["design"] not in _OTHER_REPORTS:
+            continue
+        main = [r for r in by_study[row["study_id"]] if r["decision"] == "include"]
+        how = f"same study {row['study_id']} (shared registration)"
+        if not main:
+            main = [r for r in included_all if _same_trial(row, r)]
+            how = "title and authors of the main report"
+        if main:
+            row["evidence"] += f" | main report of the trial: {main[0]['cluster_id']} ({how})"
+        else:
+            row.update(decision="uncertain", reason="none",
+                       doubt=f"a {row['design'].replace('_', ' ')} whose main trial report is "
+                             "not among the records: find the main report")
+
+
+_DESIGN_WORDS = re.compile(
+    r"\b(?:a |an |the )?(?:randomi[sz]ed (?:controlled |clinical )?(?:trial|study)|rct|"
+    r"secondary analysis of|post hoc analysis of|cost (?:effectiveness|utility)(?: analysis)? of|"
+    r"economic evaluation of|comparing|comparison of|effects? of|efficacy of|effectiveness of|"
+    r"pilot|preliminary|conference abstract|abstract)\b")
+
+
+def _topic(title: str) -> str:
+    """A title without its design words: what the trial is about."""
+    return " ".join(_DESIGN_WORDS.sub(" ", normalize_title(title)).split())
+
+
+def _same_trial(report: dict[str, Any], main: dict[str, Any]) -> bool:
+    """A conference abstract or secondary analysis that names the same trial as ``main``."""
+    score = fuzz.token_set_ratio(_topic(report["title"]), _topic(main["title"]))
+    shared_authors = bool(report["_authors"] & main["_authors"]) if (
+        report["_authors"] and main["_authors"]) else None
+    return score >= SAME_TRIAL_TITLE and shared_authors is not False
 
 
 def read_human_decisions(path: Path) -> list[HumanDecision]:

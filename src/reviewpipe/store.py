@@ -19,43 +19,40 @@ from reviewpipe.errors import StaleStore
 
 
 def _v1(db: sqlite3.Connection) -> None:
-    db.executescript(
-        """
-        CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,
-            status TEXT NOT NULL, protocol_sha256 TEXT NOT NULL, live INTEGER NOT NULL
-        );
-        CREATE TABLE searches (
-            run_id TEXT NOT NULL, source TEXT NOT NULL, database TEXT, query TEXT,
-            translation TEXT, count INTEGER, mindate TEXT, maxdate TEXT, datetype TEXT,
-            searched_at TEXT, file TEXT, PRIMARY KEY (run_id, source)
-        );
-        CREATE TABLE records (
-            run_id TEXT NOT NULL, record_id TEXT NOT NULL, source TEXT NOT NULL,
-            pmid TEXT, doi TEXT, title TEXT, year INTEGER, json TEXT NOT NULL,
-            PRIMARY KEY (run_id, record_id)
-        );
-        CREATE TABLE clusters (
-            run_id TEXT NOT NULL, record_id TEXT NOT NULL, cluster_id TEXT NOT NULL,
-            study_id TEXT NOT NULL, PRIMARY KEY (run_id, record_id)
-        );
-        CREATE TABLE screening (
-            run_id TEXT NOT NULL, cluster_id TEXT NOT NULL, decision TEXT NOT NULL,
-            reason TEXT NOT NULL, design TEXT, p_rct REAL, decided_by TEXT, evidence TEXT,
-            PRIMARY KEY (run_id, cluster_id)
-        );
-        -- Append-only: every machine or human decision, chained by hash.
-        CREATE TABLE decision_log (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, subject TEXT NOT NULL,
-            stage TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT, evidence TEXT,
-            actor TEXT NOT NULL, inputs_sha256 TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
-        );
-        CREATE TRIGGER decision_log_no_update BEFORE UPDATE ON decision_log
-            BEGIN SELECT RAISE(ABORT, 'decision_log is append-only'); END;
-        CREATE TRIGGER decision_log_no_delete BEFORE DELETE ON decision_log
-            BEGIN SELECT RAISE(ABORT, 'decision_log is append-only'); END;
-        """
-    )
+    # One execute per statement: executescript() would COMMIT the migration's transaction.
+    for statement in _V1_SQL:
+        db.execute(statement)
+
+
+_V1_SQL = [
+    """CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,
+        status TEXT NOT NULL, protocol_sha256 TEXT NOT NULL, live INTEGER NOT NULL)""",
+    """CREATE TABLE searches (
+        run_id TEXT NOT NULL, source TEXT NOT NULL, database TEXT, query TEXT,
+        translation TEXT, count INTEGER, mindate TEXT, maxdate TEXT, datetype TEXT,
+        searched_at TEXT, file TEXT, PRIMARY KEY (run_id, source))""",
+    """CREATE TABLE records (
+        run_id TEXT NOT NULL, record_id TEXT NOT NULL, source TEXT NOT NULL,
+        pmid TEXT, doi TEXT, title TEXT, year INTEGER, json TEXT NOT NULL,
+        PRIMARY KEY (run_id, record_id))""",
+    """CREATE TABLE clusters (
+        run_id TEXT NOT NULL, record_id TEXT NOT NULL, cluster_id TEXT NOT NULL,
+        study_id TEXT NOT NULL, PRIMARY KEY (run_id, record_id))""",
+    """CREATE TABLE screening (
+        run_id TEXT NOT NULL, cluster_id TEXT NOT NULL, decision TEXT NOT NULL,
+        reason TEXT NOT NULL, design TEXT, p_rct REAL, decided_by TEXT, evidence TEXT,
+        PRIMARY KEY (run_id, cluster_id))""",
+    # Append-only: every machine or human decision, chained by hash.
+    """CREATE TABLE decision_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, subject TEXT NOT NULL,
+        stage TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT, evidence TEXT,
+        actor TEXT NOT NULL, inputs_sha256 TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+    """CREATE TRIGGER decision_log_no_update BEFORE UPDATE ON decision_log
+        BEGIN SELECT RAISE(ABORT, 'decision_log is append-only'); END""",
+    """CREATE TRIGGER decision_log_no_delete BEFORE DELETE ON decision_log
+        BEGIN SELECT RAISE(ABORT, 'decision_log is append-only'); END""",
+]
 
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [

@@ -1,0 +1,116 @@
+"""Audit: verify the decision log and every run's files; explain one record's whole path."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reviewpipe.runs import ReviewPaths, open_run, sha256_file
+from reviewpipe.store import GENESIS, Store, entry_hash
+
+
+@dataclass
+class AuditReport:
+    """Problems found, one line each, naming the entry or file."""
+
+    problems: list[str] = field(default_factory=list)
+    entries: int = 0
+    runs: int = 0
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_chain(entries: list[dict[str, Any]]) -> list[str]:
+    """Recompute the decision log's hash chain; name every entry that does not match."""
+    problems = []
+    prev = GENESIS
+    for entry in entries:
+        body = {k: entry[k] for k in ("run_id", "subject", "stage", "decision", "reason",
+                                      "evidence", "actor", "inputs_sha256", "prev_hash")}
+        if entry["prev_hash"] != prev:
+            problems.append(f"decision_log entry {entry['seq']}: prev_hash does not match the "
+                            "entry before it (an entry was removed or reordered)")
+        if entry_hash(body) != entry["hash"]:
+            problems.append(f"decision_log entry {entry['seq']} ({entry['stage']} "
+                            f"{entry['subject']}): content does not match its hash (edited)")
+        prev = entry["hash"]
+    return problems
+
+
+def verify_run(folder: Path) -> tuple[list[str], int]:
+    """Check every artifact listed in a run's manifest against its SHA-256."""
+    manifest_path = folder / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        return [f"{manifest_path}: unreadable manifest ({exc})"], 0
+    problems = []
+    artifacts = manifest.get("artifacts", {})
+    for name, digest in sorted(artifacts.items()):
+        path = folder / name
+        if not path.exists():
+            problems.append(f"{path}: listed in the manifest but missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path}: SHA-256 differs from the manifest (changed after the run)")
+    for source in manifest.get("search", []):
+        for raw in source.get("raw_files", []):
+            path = folder.parents[1] / raw["path"] if "path" in raw else None
+            if path is not None and path.exists() and sha256_file(path) != raw.get("sha256"):
+                problems.append(f"{path}: raw response differs from its recorded SHA-256")
+    return problems, len(artifacts)
+
+
+def verify(paths: ReviewPaths) -> AuditReport:
+    """Verify the hash chain and every complete run of a review."""
+    report = AuditReport()
+    with Store.open(paths.store) as store:
+        entries = store.decision_log()
+    report.entries = len(entries)
+    report.problems.extend(verify_chain(entries))
+    if paths.runs_dir.exists():
+        for folder in sorted(p for p in paths.runs_dir.iterdir()
+                             if p.is_dir() and not p.name.endswith(".partial")):
+            problems, files = verify_run(folder)
+            report.problems.extend(problems)
+            report.files += files
+            report.runs += 1
+    return report
+
+
+def explain(paths: ReviewPaths, record_id: str, run_id: str | None = None) -> dict[str, Any]:
+    """One record's path through the run: source, duplicates and why, screening, humans."""
+    run = open_run(paths, run_id)
+    records = {r["record_id"]: r for r in run.read_csv("records.csv", "search")}
+    clusters = run.read_csv("clusters.csv", "dedupe")
+    cluster_of = {c["record_id"]: c["cluster_id"] for c in clusters}
+    cluster_id = cluster_of.get(record_id, record_id)
+    members = sorted(c["record_id"] for c in clusters if c["cluster_id"] == cluster_id)
+    if record_id not in records and not members:
+        from reviewpipe.errors import InputError
+
+        raise InputError(str(run.dir / "records.csv"), f"no record or cluster {record_id!r}")
+    merges = [m for m in run.read_csv("merge_log.csv", "dedupe")
+              if m["record_a"] in members or m["record_b"] in members]
+    screening = [s for s in run.read_csv("screening.csv", "screen")
+                 if s["cluster_id"] == cluster_id]
+    search = json.loads(run.require("search.json", "search").read_text(encoding="utf-8"))
+    record = records.get(record_id) or records.get(members[0], {})
+    source = next((s for s in search["sources"] if s["source"] == record.get("source")), {})
+    with Store.open(paths.store) as store:
+        log = [e for e in store.decision_log()
+               if e["run_id"] == run.run_id and e["subject"] in (cluster_id, *members)]
+    return {
+        "record_id": record_id, "run_id": run.run_id, "cluster_id": cluster_id,
+        "record": {k: record.get(k) for k in ("source", "source_id", "database", "file", "pmid",
+                                               "doi", "title", "year", "raw_file", "raw_index")},
+        "search": {k: source.get(k) for k in ("database", "mode", "query", "translation",
+                                               "mindate", "maxdate", "file", "sha256")},
+        "duplicates": members, "merges": merges, "screening": screening[0] if screening else None,
+        "decision_log": [{k: e[k] for k in ("seq", "stage", "decision", "reason", "actor",
+                                             "hash")} for e in log],
+    }
