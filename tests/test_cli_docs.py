@@ -9,8 +9,8 @@ import subprocess
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import PROJECT
 
+from conftest import PROJECT
 from reviewpipe.cli import cli
 
 README = (PROJECT / "README.md").read_text(encoding="utf-8")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REVIEW
 
+from conftest import REVIEW
 from reviewpipe.cli import cli
 
 ARTIFACTS = ["records.csv", "clusters.csv", "screening.csv", "outcomes.csv", "effects.csv",
@@ -102,9 +102,15 @@ def test_screening_rows_carry_decision_reason_and_evidence(finished: Path) -> No
         if row["decision"] == "uncertain":
             assert row["doubt"], row
     # The bundled review's best-known trial (Cotchett 2014, sham-controlled RCT) is included.
-    cotchett = [r for r in screening if "Trigger Point Dry Needling for Plantar Heel Pain" in
-                r["title"] and "protocol" not in r["title"].lower()]
-    assert cotchett and all(r["decision"] == "include" for r in cotchett[:1])
+    cotchett = [r for r in screening
+                if "trigger point dry needling for plantar heel pain" in r["title"].lower()]
+    by_design = {r["design"]: r for r in cotchett}
+    assert by_design["rct"]["decision"] == "include"
+    assert by_design["rct_protocol"]["reason"] == "protocol"  # the 2011 protocol
+    assert by_design["conference_abstract"]["reason"] == "duplicate_report"  # the 2013 abstract
+    assert by_design["conference_abstract"]["evidence"].endswith(
+        f"main report of the trial: {by_design['rct']['cluster_id']} "
+        "(title and authors of the main report)")
 
 
 def test_clusters_one_row_per_record(finished: Path) -> None:

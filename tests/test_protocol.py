@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import PROJECT, REVIEW
 from reviewpipe.cli import cli
 from reviewpipe.errors import ProtocolError
 from reviewpipe.protocol import load_protocol
-
-from conftest import PROJECT, REVIEW
 
 PROTOCOL = PROJECT / "queries" / f"{REVIEW}.toml"
 

@@ -230,6 +230,29 @@ def build_snapshot_command(corpus: Path, out: Path) -> None:
         click.echo(f"{name}: {info}")
 
 
+@cli.command(context_settings=CONTEXT)
+@review_options
+@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              metavar="YYYY-MM-DD",
+              help="End of the search window (default: today, UTC). For backfills and tests.")
+@handle_errors
+def update(review_id: str, root: Path, today: Any) -> None:
+    """Search PubMed for records added since the last search; flag what needs a human.
+
+    Writes new-trials.csv, new-trials.md and watch.csv (retractions, errata, expressions of
+    concern and deletions among included records) and prints their folder last. Exit code 0
+    when nothing needs a human, 3 when something does, 1 on error. Needs NCBI_EMAIL.
+    """
+    from reviewpipe.update import update_review
+
+    result = update_review(root, review_id, today=today.date() if today else None)
+    click.echo(f"update: window {result.mindate}-{result.maxdate} (entrez date), "
+               f"{result.count} hits, {result.new_records} new, {result.needs_human} need a "
+               f"human, {result.flagged} flagged", err=True)
+    click.echo(str(result.report_dir))
+    sys.exit(result.exit_code)
+
+
 @cli.group(context_settings=CONTEXT)
 def audit() -> None:
     """Check and explain a review's decisions: verify, explain."""

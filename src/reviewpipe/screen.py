@@ -120,7 +120,8 @@ def apply_study_links(rows: list[dict[str, Any]]) -> None:
         main = [r for r in by_study[row["study_id"]] if r["decision"] == "include"]
         how = f"same study {row['study_id']} (shared registration)"
         if not main:
-            main = [r for r in included_all if _same_trial(row, r)]
+            scored = [(_same_trial(row, r), r["cluster_id"], r) for r in included_all]
+            main = [r for score, _, r in sorted(scored, key=lambda t: (-t[0], t[1])) if score]
             how = "title and authors of the main report"
         if main:
             row["evidence"] += f" | main report of the trial: {main[0]['cluster_id']} ({how})"
@@ -142,12 +143,20 @@ def _topic(title: str) -> str:
     return " ".join(_DESIGN_WORDS.sub(" ", normalize_title(title)).split())
 
 
-def _same_trial(report: dict[str, Any], main: dict[str, Any]) -> bool:
-    """A conference abstract or secondary analysis that names the same trial as ``main``."""
-    score = fuzz.token_set_ratio(_topic(report["title"]), _topic(main["title"]))
-    shared_authors = bool(report["_authors"] & main["_authors"]) if (
-        report["_authors"] and main["_authors"]) else None
-    return score >= SAME_TRIAL_TITLE and shared_authors is not False
+def _same_trial(report: dict[str, Any], main: dict[str, Any]) -> float:
+    """How surely a conference abstract or secondary analysis reports ``main``'s trial.
+
+    0 when the topics differ or both author lists are known and share no name; otherwise the
+    topic similarity, plus the number of shared author names, plus the full-title similarity
+    as a tie-breaker (so the most specific match ranks first).
+    """
+    topic_a, topic_b = _topic(report["title"]), _topic(main["title"])
+    if fuzz.token_set_ratio(topic_a, topic_b) < SAME_TRIAL_TITLE:
+        return 0.0
+    shared = len(report["_authors"] & main["_authors"])
+    if report["_authors"] and main["_authors"] and not shared:
+        return 0.0
+    return 1000.0 * shared + fuzz.token_sort_ratio(topic_a, topic_b)
 
 
 def read_human_decisions(path: Path) -> list[HumanDecision]:

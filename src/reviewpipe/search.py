@@ -47,24 +47,31 @@ def search(protocol: Protocol, store: Store, run: Run, *, live: bool = False,
         records.extend(found)
         sources.append(info)
 
-    records.sort(key=lambda r: r.record_id)
+    outputs = write_search(store, run, protocol.review_id, records, sources, live=live)
+    counts = {s["source"]: s["count"] for s in sources}
+    return StageResult("search", {"records": len(records), **counts}, outputs)
+
+
+def write_search(store: Store, run: Run, review_id: str, records: list[Record],
+                 sources: list[dict[str, Any]], *, live: bool) -> tuple[str, ...]:
+    """Write the search artifacts and store rows for ``records`` found in ``sources``."""
+    records = sorted(records, key=lambda r: r.record_id)
     _check_unique(records)
     run.write_csv("records.csv", RECORD_COLUMNS, (r.to_row() for r in records))
-    run.write_json("search.json", {"review": protocol.review_id, "sources": sources})
+    run.write_json("search.json", {"review": review_id, "sources": sources})
     # Full records (abstract sections, MeSH…) for later stages; records.csv is the readable view.
     run.write_text("records.jsonl", "".join(r.to_json() + "\n" for r in records))
-
     store.replace_rows("records", run.run_id, (
         (r.record_id, r.source, r.pmid, r.doi, r.title, r.year, r.to_json()) for r in records))
     store.replace_rows("searches", run.run_id, (
         (s["source"], s["database"], s.get("query"), s.get("translation"), s["count"],
          s.get("mindate"), s.get("maxdate"), s.get("datetype"), s.get("searched_at"),
          s.get("file")) for s in sources))
-    counts = {s["source"]: s["count"] for s in sources}
     run.manifest["search"] = sources
     outputs = ("records.csv", "records.jsonl", "search.json")
-    run.record_stage("search", counts=counts, live=live, outputs=outputs)
-    return StageResult("search", {"records": len(records), **counts}, outputs)
+    run.record_stage("search", counts={s["source"]: s["count"] for s in sources}, live=live,
+                     outputs=outputs)
+    return outputs
 
 
 def load_records(run: Run) -> list[Record]:
@@ -84,9 +91,10 @@ def _pubmed_snapshot(protocol: Protocol) -> tuple[list[Record], dict[str, Any]]:
     path = protocol.resolve(pubmed["snapshot"])
     if not path.exists():
         raise MissingInput(f"{path}: snapshot file not found ('search.pubmed.snapshot').")
-    read = read_records(path, source=PUBMED_SOURCE, format="pubmed-xml", database="PubMed")
+    read = _relative_files(protocol, read_records(path, source=PUBMED_SOURCE,
+                                                  format="pubmed-xml", database="PubMed"))
     lo, hi = _date_key(pubmed["mindate"]), _date_key(pubmed["maxdate"])
-    kept = [r for r in read if not r.deleted and lo <= _record_date(r, pubmed["datetype"]) <= hi]
+    kept = [r for r in read if not r.deleted and _in_window(r, pubmed["datetype"], lo, hi)]
     info = {
         "source": PUBMED_SOURCE, "database": "PubMed", "kind": "database", "mode": "snapshot",
         "query": pubmed["query"].strip(), "translation": None,
@@ -117,12 +125,12 @@ def _pubmed_live(protocol: Protocol, store: Store, environ: Mapping[str, str] | 
                            progress=progress)
     by_pmid: dict[str, Record] = {}
     for raw in result.efetch_files():
-        for record in read_records(raw, source=PUBMED_SOURCE, format="pubmed-xml",
-                                   database="PubMed"):
+        for record in _relative_files(protocol, read_records(
+                raw, source=PUBMED_SOURCE, format="pubmed-xml", database="PubMed")):
             if record.pmid in result.pmids and not record.deleted:
                 by_pmid.setdefault(record.pmid, record)
-    info = {"source": PUBMED_SOURCE, "database": "PubMed", "kind": "database", "mode": "live",
-            **result.to_manifest(), "raw_dir": _display(protocol, raw_dir),
+    info = {**result.to_manifest(), "source": PUBMED_SOURCE, "database": "PubMed",
+            "kind": "database", "mode": "live", "raw_dir": _display(protocol, raw_dir),
             "count": len(by_pmid)}
     return list(by_pmid.values()), info
 
@@ -132,9 +140,9 @@ def _read_export(protocol: Protocol, export: dict[str, Any]) -> tuple[list[Recor
     if not path.exists():
         raise MissingInput(f"{path}: export file not found (listed in {protocol.path}).")
     source = _source_name(path)
-    records = read_records(path, source=source, format=export["format"],
-                           database=export["database"] or None,
-                           column_map=export["columns"] or None)
+    records = _relative_files(protocol, read_records(
+        path, source=source, format=export["format"], database=export["database"] or None,
+        column_map=export["columns"] or None))
     databases = sorted({r.database for r in records if r.database})
     info = {
         "source": source, "database": export["database"] or export["label"] or source,
@@ -143,6 +151,15 @@ def _read_export(protocol: Protocol, export: dict[str, Any]) -> tuple[list[Recor
         "sha256": sha256_file(path), "databases_in_file": databases, "count": len(records),
     }
     return records, info
+
+
+def _relative_files(protocol: Protocol, records: list[Record]) -> list[Record]:
+    """Record files relative to the project root, so artifacts do not depend on where it is."""
+    for record in records:
+        record.file = _display(protocol, Path(record.file))
+        if record.raw_file:
+            record.raw_file = _display(protocol, Path(record.raw_file))
+    return records
 
 
 def _source_name(path: Path) -> str:
@@ -162,14 +179,24 @@ def _check_unique(records: list[Record]) -> None:
         seen.add(record.record_id)
 
 
-def _record_date(record: Record, datetype: str) -> tuple[int, int, int]:
+def _record_date(record: Record, datetype: str) -> tuple[int, int, int] | None:
+    """The date the window applies to; a record without a publication date falls back to its
+    Entrez date, as PubMed dates such records; None when it has neither."""
     if datetype == "edat" and record.entrez_date:
         return _date_key(record.entrez_date)
     if record.published_date:
         return _date_key(record.published_date)
     if record.year:
         return (record.year, 1, 1)
-    return (0, 0, 0)  # undated: outside any window, as PubMed does with a pdat limit
+    if record.entrez_date:
+        return _date_key(record.entrez_date)
+    return None
+
+
+def _in_window(record: Record, datetype: str, lo: tuple[int, int, int],
+               hi: tuple[int, int, int]) -> bool:
+    when = _record_date(record, datetype)
+    return when is None or lo <= when <= hi  # undated: kept, a human can judge it
 
 
 def _date_key(value: str) -> tuple[int, int, int]:

@@ -55,8 +55,17 @@ _V1_SQL = [
 ]
 
 
+def _v2(db: sqlite3.Connection) -> None:
+    # Every successful scheduled search, so the next one starts where it ended.
+    db.execute("""CREATE TABLE updates (
+        searched_at TEXT NOT NULL, mindate TEXT NOT NULL, maxdate TEXT NOT NULL,
+        count INTEGER NOT NULL, new_records INTEGER NOT NULL, run_id TEXT,
+        needs_human INTEGER NOT NULL)""")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _v1),
+    ("0002_updates", _v2),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 GENESIS = "0" * 64
@@ -174,6 +183,18 @@ class Store:
                 written.append({**body, "hash": digest})
                 prev = digest
         return written
+
+    def record_update(self, *, searched_at: str, mindate: str, maxdate: str, count: int,
+                      new_records: int, run_id: str | None, needs_human: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO updates VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (searched_at, mindate, maxdate, count, new_records, run_id, needs_human))
+
+    def last_update(self) -> dict[str, Any] | None:
+        cursor = self.db.execute("SELECT * FROM updates ORDER BY searched_at DESC, rowid DESC "
+                                 "LIMIT 1")
+        row = cursor.fetchone()
+        return dict(zip([c[0] for c in cursor.description], row, strict=True)) if row else None
 
     def decision_log(self) -> list[dict[str, Any]]:
         cursor = self.db.execute("SELECT * FROM decision_log ORDER BY seq")

@@ -1,0 +1,720 @@
+"""P(record reports an RCT) from its title and abstract, shipped as JSON and scored with numpy.
+
+`RCTTextModel` is a scikit-learn estimator: TF-IDF of word n-grams and of ``char_wb`` n-grams
+(lowercase, sublinear tf, l2 norm per block) feeding a logistic regression. `RCTTextModel.to_json`
+writes the vocabularies, idf vectors, coefficients, intercept, params, threshold and model card as
+plain JSON. `from_json` and `load_default_model` rebuild an `RCTScorer` that re-implements the
+TF-IDF transform with numpy and scipy.sparse, so loading a model never unpickles anything and runs
+no code from the file (sklearn's persistence docs: pickles "can execute arbitrary code").
+
+The text of a record is ``f"{title} {abstract}"`` (see `record_text`), as at training time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from importlib import resources
+from itertools import chain, count, repeat
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from reviewpipe.errors import InputError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "RCTScorer",
+    "RCTTextModel",
+    "from_json",
+    "load_default_model",
+    "record_text",
+]
+
+FORMAT = "reviewpipe.rct_text_model"
+FORMAT_VERSION = 1
+# sklearn's default token pattern; the scorer supports this one only, so a model file cannot
+# smuggle in a regex of its own.
+TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
+_SIG_DIGITS = 7
+# Docs per scoring chunk: bounds memory (~1.5k char n-gram entries per abstract) and gives the
+# threads work units.
+_CHUNK = 2048
+_DEFAULT_RESOURCE = "data/design_model.json"
+
+
+def record_text(title: str | None, abstract: str | None) -> str:
+    """The text the model reads: title and abstract joined by one space."""
+    return f"{title or ''} {abstract or ''}"
+
+
+# --------------------------------------------------------------------------------------------
+# The estimator
+# --------------------------------------------------------------------------------------------
+
+
+class RCTTextModel(ClassifierMixin, BaseEstimator):
+    """TF-IDF (word + char_wb n-grams) and logistic regression: P(text reports an RCT).
+
+    Parameters
+    ----------
+    ngram_range : tuple of int, default=(1, 2)
+        Word n-gram range, ``1 <= lo <= hi <= 3``.
+    min_df : int, default=2
+        Minimum document frequency of a word or char n-gram.
+    max_features : int or None, default=10000
+        Word n-grams kept, by corpus frequency.
+    char_ngram_range : tuple of int or None, default=(3, 5)
+        ``char_wb`` n-gram range, ``1 <= lo <= 3``, ``lo <= hi <= 6``; None for words only.
+        ``lo <= 3`` keeps sklearn's short-word special case out of reach (a padded word is
+        at least 3 characters), so the numpy scorer reproduces it exactly.
+    char_max_features : int or None, default=30000
+        Char n-grams kept, by corpus frequency.
+    C : float, default=16.0
+        Inverse L2 regularisation strength of the logistic regression.
+    class_weight : {"balanced"}, dict or None, default="balanced"
+        Passed to `LogisticRegression`.
+    max_iter : int, default=3000
+        lbfgs iterations.
+    threshold : float, default=0.5
+        ``predict`` says the positive class when ``P >= threshold``; stored in the JSON.
+    random_state : int, RandomState or None, default=0
+        Passed to `LogisticRegression`; lbfgs is deterministic anyway. Pass an int for
+        reproducible output across multiple function calls.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        Class labels; the second is the positive class ("reports an RCT").
+    word_vectorizer_ : TfidfVectorizer
+    char_vectorizer_ : TfidfVectorizer or None
+    classifier_ : LogisticRegression
+
+    See Also
+    --------
+    RCTScorer : the numpy-only scorer that `from_json` builds from the saved model.
+
+    Examples
+    --------
+    >>> m = RCTTextModel(min_df=1, char_ngram_range=None).fit(
+    ...     ["patients were randomised to drug or placebo", "we report a case of gout"], [1, 0])
+    >>> m.predict(["a randomised placebo trial"]).tolist()
+    [1]
+    """
+
+    def __init__(
+        self,
+        *,
+        ngram_range: tuple[int, int] = (1, 2),
+        min_df: int = 2,
+        max_features: int | None = 10000,
+        char_ngram_range: tuple[int, int] | None = (3, 5),
+        char_max_features: int | None = 30000,
+        C: float = 16.0,
+        class_weight: str | dict | None = "balanced",
+        max_iter: int = 3000,
+        threshold: float = 0.5,
+        random_state: int | np.random.RandomState | None = 0,
+    ) -> None:
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_features = max_features
+        self.char_ngram_range = char_ngram_range
+        self.char_max_features = char_max_features
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.threshold = threshold
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def fit(self, X: Iterable[str], y: Iterable[Any]) -> RCTTextModel:
+        """Fit the vectorizers and the logistic regression on texts ``X`` and binary ``y``.
+
+        Returns
+        -------
+        self : RCTTextModel
+        """
+        self._check_params()
+        texts = _as_texts(X, "X")
+        y_arr = np.asarray(list(y) if not hasattr(y, "__len__") else y)
+        if y_arr.ndim != 1 or len(y_arr) != len(texts):
+            raise ValueError(f"y must be 1-D with one label per text ({len(texts)}); "
+                             f"got shape {y_arr.shape}.")
+        check_classification_targets(y_arr)
+        if np.unique(y_arr).size != 2:
+            raise ValueError(f"RCTTextModel is a binary classifier; y has "
+                             f"{np.unique(y_arr).size} class(es).")
+        self.word_vectorizer_ = TfidfVectorizer(
+            lowercase=True, token_pattern=TOKEN_PATTERN, ngram_range=tuple(self.ngram_range),
+            min_df=self.min_df, max_features=self.max_features, sublinear_tf=True,
+            dtype=np.float64)
+        blocks = [self.word_vectorizer_.fit_transform(texts)]
+        self.char_vectorizer_ = None
+        if self.char_ngram_range is not None:
+            self.char_vectorizer_ = TfidfVectorizer(
+                lowercase=True, analyzer="char_wb", ngram_range=tuple(self.char_ngram_range),
+                min_df=self.min_df, max_features=self.char_max_features, sublinear_tf=True,
+                dtype=np.float64)
+            blocks.append(self.char_vectorizer_.fit_transform(texts))
+        self.classifier_ = LogisticRegression(
+            C=self.C, class_weight=self.class_weight, solver="lbfgs", max_iter=self.max_iter,
+            random_state=self.random_state)
+        self.classifier_.fit(sp.hstack(blocks, format="csr"), y_arr)
+        self.classes_ = self.classifier_.classes_
+        return self
+
+    def _features(self, X: Iterable[str]) -> sp.csr_matrix:
+        check_is_fitted(self)
+        texts = _as_texts(X, "X")
+        blocks = [self.word_vectorizer_.transform(texts)]
+        if self.char_vectorizer_ is not None:
+            blocks.append(self.char_vectorizer_.transform(texts))
+        return sp.hstack(blocks, format="csr")
+
+    def decision_function(self, X: Iterable[str]) -> np.ndarray:
+        """Log-odds of the positive class, shape (n_texts,)."""
+        return self.classifier_.decision_function(self._features(X))
+
+    def predict_proba(self, X: Iterable[str]) -> np.ndarray:
+        """Class probabilities, shape (n_texts, 2); column 1 is P(RCT)."""
+        return self.classifier_.predict_proba(self._features(X))
+
+    def predict(self, X: Iterable[str]) -> np.ndarray:
+        """``classes_[1]`` where P(RCT) >= ``threshold``, else ``classes_[0]``."""
+        p = self.predict_proba(X)[:, 1]
+        return self.classes_[(p >= self.threshold).astype(int)]
+
+    # ---- persistence -----------------------------------------------------------------------
+
+    def to_dict(self, *, card: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON-ready model: vocabularies, idf, coefficients, params, threshold, card."""
+        check_is_fitted(self)
+        coef = self.classifier_.coef_[0]
+        word = self.word_vectorizer_
+        n_word = len(word.vocabulary_)
+        payload: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "version": "",
+            "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+            "threshold": _round(self.threshold),
+            "intercept": _round(self.classifier_.intercept_[0]),
+            "params": _json_params(self.get_params(deep=False)),
+            "word": _block_dict("word", word, coef[:n_word]),
+            "char": (None if self.char_vectorizer_ is None
+                     else _block_dict("char_wb", self.char_vectorizer_, coef[n_word:])),
+            "card": dict(card or {}),
+        }
+        payload["version"] = _version(payload)
+        return payload
+
+    def to_json(self, path: str | Path, *, card: Mapping[str, Any] | None = None) -> Path:
+        """Write the model as JSON (no pickle); floats keep 7 significant digits.
+
+        Returns
+        -------
+        path : Path
+            The file written; a temp file is renamed into place, so readers never see half.
+        """
+        return _write_json(self.to_dict(card=card), Path(path))
+
+    def _check_params(self) -> None:
+        name = type(self).__name__
+
+        def bad(param: str, rule: str) -> ValueError:
+            return ValueError(f"The '{param}' parameter of {name} must be {rule}. "
+                              f"Got {getattr(self, param)!r} instead.")
+
+        if not _is_range(self.ngram_range, 1, 3, 3):
+            raise bad("ngram_range", "a tuple (lo, hi) of ints with 1 <= lo <= hi <= 3")
+        if self.char_ngram_range is not None and not _is_range(self.char_ngram_range, 1, 3, 6):
+            raise bad("char_ngram_range",
+                      "None or a tuple (lo, hi) of ints with 1 <= lo <= 3 and lo <= hi <= 6")
+        if not _is_int(self.min_df) or self.min_df < 1:
+            raise bad("min_df", "an int in the range [1, inf)")
+        for param in ("max_features", "char_max_features"):
+            value = getattr(self, param)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise bad(param, "None or an int in the range [1, inf)")
+        if not _is_real(self.C) or not self.C > 0:
+            raise bad("C", "a float in the range (0, inf)")
+        if not (self.class_weight is None or self.class_weight == "balanced"
+                or isinstance(self.class_weight, dict)):
+            raise bad("class_weight", "'balanced', a dict or None")
+        if not _is_int(self.max_iter) or self.max_iter < 1:
+            raise bad("max_iter", "an int in the range [1, inf)")
+        if not _is_real(self.threshold) or not 0.0 <= self.threshold <= 1.0:
+            raise bad("threshold", "a float in the range [0, 1]")
+
+
+# --------------------------------------------------------------------------------------------
+# The numpy scorer
+# --------------------------------------------------------------------------------------------
+
+
+class RCTScorer:
+    """P(RCT) from a saved model, with numpy and scipy.sparse only.
+
+    Build it with `from_json` or `load_default_model`; the payload is validated, never executed.
+
+    Attributes
+    ----------
+    threshold : float
+        The operating point declared in the file (a protocol may override it).
+    version : str
+        Model id: format version plus a hash of weights and threshold.
+    card : dict
+        Provenance and metrics (training data, params, CV and test metrics).
+    classes : list
+        ``classes[1]`` is the positive class.
+    """
+
+    def __init__(self, payload: Mapping[str, Any], *, source: str = "<dict>") -> None:
+        try:
+            self._load(payload)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise InputError(source, f"not a valid {FORMAT} model: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> RCTScorer:
+        """Load a model file written by `RCTTextModel.to_json`."""
+        path = Path(path)
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(path, f"cannot read the model file ({exc.strerror})") from exc
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(path, f"not a JSON model file ({exc})") from exc
+        return cls(payload, source=str(path))
+
+    def _load(self, payload: Mapping[str, Any]) -> None:
+        if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
+            raise ValueError(f"'format' must be {FORMAT!r}")
+        if payload.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"'format_version' {payload.get('format_version')!r} is not "
+                             f"{FORMAT_VERSION}; refit the model with this reviewpipe")
+        self.classes = list(payload["classes"])
+        if len(self.classes) != 2:
+            raise ValueError("'classes' must list two labels")
+        self.threshold = float(payload["threshold"])
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("'threshold' must be in [0, 1]")
+        self.intercept = float(payload["intercept"])
+        self.version = str(payload["version"])
+        self.card = dict(payload.get("card") or {})
+        self.params = dict(payload.get("params") or {})
+        self._word = _WordBlock(payload["word"])
+        self._char = None if payload.get("char") is None else _CharBlock(payload["char"])
+
+    def decision_function(self, texts: Iterable[str], *, n_jobs: int | None = None) -> np.ndarray:
+        """Log-odds of an RCT, shape (n_texts,)."""
+        texts = _as_texts(texts, "texts")
+        chunks = [texts[i:i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
+        if not chunks:
+            return np.zeros(0)
+        workers = min(_n_jobs(n_jobs), len(chunks))
+        if workers == 1:
+            parts = [self._decision_chunk(c) for c in chunks]
+        else:
+            # numpy, scipy.sparse and the regex engine's C loops do most of the work, and
+            # numpy/scipy release the GIL there, so threads do overlap.
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                parts = list(pool.map(self._decision_chunk, chunks))
+        return np.concatenate(parts)
+
+    def predict_proba(self, texts: Iterable[str], *, n_jobs: int | None = None) -> np.ndarray:
+        """P(RCT) for each text, shape (n_texts,).
+
+        Parameters
+        ----------
+        texts : iterable of str
+            ``record_text(title, abstract)`` per record.
+        n_jobs : int, optional
+            Threads; default ``min(2, os.cpu_count())``.
+        """
+        return expit(self.decision_function(texts, n_jobs=n_jobs))
+
+    def predict(self, texts: Iterable[str], *, threshold: float | None = None) -> np.ndarray:
+        """``classes[1]`` where P(RCT) >= threshold (default: the file's), else ``classes[0]``."""
+        cut = self.threshold if threshold is None else threshold
+        p = self.predict_proba(texts)
+        return np.asarray(self.classes, dtype=object)[(p >= cut).astype(int)]
+
+    def _decision_chunk(self, texts: list[str]) -> np.ndarray:
+        n = len(texts)
+        words = [t.lower().split() for t in texts]
+        words_per_doc = np.fromiter(map(len, words), dtype=np.int64, count=n)
+        flat = list(chain.from_iterable(words))
+        # Factorise whitespace-separated words: each distinct word is tokenised and cut into
+        # char n-grams once, however often it occurs.
+        index: dict[str, int] = {}
+        first = np.fromiter(map(index.setdefault, flat, count()), dtype=np.int64,
+                            count=len(flat))
+        remap = np.empty(len(flat), dtype=np.int64)
+        remap[np.fromiter(index.values(), dtype=np.int64, count=len(index))] = np.arange(
+            len(index))
+        word_ids = remap[first]
+        unique_words = list(index)
+        z = np.full(n, self.intercept)
+        z += self._word.scores(unique_words, word_ids, words_per_doc)
+        if self._char is not None:
+            z += self._char.scores(unique_words, word_ids, words_per_doc)
+        return z
+
+
+class _Block:
+    """One TF-IDF block of a saved model: vocabulary, idf and coefficients."""
+
+    analyzer = ""
+
+    def __init__(self, block: Mapping[str, Any]) -> None:
+        if block.get("analyzer") != self.analyzer:
+            raise ValueError(f"block analyzer must be {self.analyzer!r}")
+        if (block.get("lowercase") is not True or block.get("sublinear_tf") is not True
+                or block.get("norm") != "l2"):
+            raise ValueError("only lowercase=True, sublinear_tf=True, norm='l2' are supported")
+        vocabulary = block["vocabulary"]
+        if not isinstance(vocabulary, Mapping):
+            raise ValueError("'vocabulary' must map term to index")
+        n = len(vocabulary)
+        self.terms: list[str] = [""] * n
+        for term, j in vocabulary.items():
+            if not isinstance(j, int) or not 0 <= j < n or self.terms[j]:
+                raise ValueError(f"vocabulary index of {term!r} is bad or repeated")
+            if not isinstance(term, str) or not term:
+                raise ValueError("vocabulary terms must be non-empty strings")
+            self.terms[j] = term
+        self.idf = _float_array(block["idf"], n, "idf")
+        self.coef = _float_array(block["coef"], n, "coef")
+        lo, hi = block["ngram_range"]
+        self.ngram_range = (int(lo), int(hi))
+        self.n_features = n
+
+    def _tfidf_scores(self, counts: sp.csr_matrix) -> np.ndarray:
+        """``x @ coef`` with x = l2-normalised ``(1 + log count) * idf``, as sklearn computes."""
+        n = counts.shape[0]
+        rows = np.repeat(np.arange(n), np.diff(counts.indptr))
+        cols = counts.indices
+        value = (np.log(counts.data) + 1.0) * self.idf[cols]
+        dot = np.bincount(rows, weights=value * self.coef[cols], minlength=n)
+        norm = np.sqrt(np.bincount(rows, weights=value * value, minlength=n))
+        norm[norm == 0.0] = 1.0  # sklearn's normalize leaves an empty row at zero
+        return dot / norm
+
+
+class _WordBlock(_Block):
+    """Word n-grams of sklearn's default token pattern (maximal runs of >= 2 word chars)."""
+
+    analyzer = "word"
+
+    def __init__(self, block: Mapping[str, Any]) -> None:
+        super().__init__(block)
+        if block.get("token_pattern") != TOKEN_PATTERN:
+            raise ValueError(f"only token_pattern {TOKEN_PATTERN!r} is supported")
+        lo, hi = self.ngram_range
+        if not 1 <= lo <= hi <= 3:
+            raise ValueError("word ngram_range must satisfy 1 <= lo <= hi <= 3")
+        grams = [t.split(" ") for t in self.terms]
+        self.tokens: dict[str, int] = {}
+        for tok in sorted({tok for g in grams for tok in g}):
+            self.tokens[tok] = len(self.tokens)
+        self.n_tokens = len(self.tokens)
+        if self.n_tokens ** hi >= 2 ** 62:
+            raise ValueError("too many distinct tokens to key the n-grams")
+        self.unigram = np.full(self.n_tokens, -1, dtype=np.int64)
+        by_n: dict[int, tuple[list[int], list[int]]] = {n: ([], []) for n in range(2, hi + 1)}
+        for j, gram in enumerate(grams):
+            if not lo <= len(gram) <= hi:
+                raise ValueError(f"term {self.terms[j]!r} is outside ngram_range")
+            ids = [self.tokens[tok] for tok in gram]
+            if len(ids) == 1:
+                self.unigram[ids[0]] = j
+            else:
+                key = 0
+                for i in ids:
+                    key = key * self.n_tokens + i
+                by_n[len(ids)][0].append(key)
+                by_n[len(ids)][1].append(j)
+        # Sorted keys: an n-gram is found with one vectorised searchsorted.
+        self.ngram_keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for n, (keys, feats) in by_n.items():
+            keys_arr = np.asarray(keys, dtype=np.int64)
+            order = np.argsort(keys_arr, kind="stable")
+            self.ngram_keys[n] = (keys_arr[order], np.asarray(feats, dtype=np.int64)[order])
+
+    def scores(self, unique_words: list[str], word_ids: np.ndarray,
+               words_per_doc: np.ndarray) -> np.ndarray:
+        n_docs = len(words_per_doc)
+        # Tokens never cross whitespace, so tokenising each distinct word gives the document's
+        # token sequence once the words are laid end to end again.
+        toks = [_TOKEN_RE.findall(w) for w in unique_words]
+        toks_per_word = np.fromiter(map(len, toks), dtype=np.int64, count=len(toks))
+        tok_ids = np.fromiter(map(self.tokens.get, chain.from_iterable(toks), repeat(-1)),
+                              dtype=np.int64, count=int(toks_per_word.sum()))
+        word_start = np.cumsum(toks_per_word) - toks_per_word
+        per_occurrence = toks_per_word[word_ids]
+        total = int(per_occurrence.sum())
+        occurrence_start = np.cumsum(per_occurrence) - per_occurrence
+        gather = np.arange(total) - np.repeat(occurrence_start - word_start[word_ids],
+                                              per_occurrence)
+        seq = tok_ids[gather]
+        doc_of_word = np.repeat(np.arange(n_docs), words_per_doc)
+        doc = np.repeat(doc_of_word, per_occurrence)
+        rows, cols = [], []
+        lo, hi = self.ngram_range
+        for n in range(lo, hi + 1):
+            if total < n:
+                continue
+            if n == 1:
+                feat = np.where(seq >= 0, self.unigram[np.maximum(seq, 0)], -1)
+                hit = np.flatnonzero(feat >= 0)
+                rows.append(doc[hit])
+                cols.append(feat[hit])
+                continue
+            m = total - n + 1
+            ok = doc[:m] == doc[n - 1:]
+            key = np.zeros(m, dtype=np.int64)
+            for k in range(n):
+                part = seq[k:k + m]
+                ok &= part >= 0
+                key = key * self.n_tokens + part
+            cand = np.flatnonzero(ok)
+            keys, feats = self.ngram_keys[n]
+            if not len(keys) or not len(cand):
+                continue
+            pos = np.searchsorted(keys, key[cand])
+            pos[pos == len(keys)] = 0
+            found = keys[pos] == key[cand]
+            rows.append(doc[cand[found]])
+            cols.append(feats[pos[found]])
+        counts = _count_matrix(rows, cols, (n_docs, self.n_features))
+        return self._tfidf_scores(counts)
+
+
+class _CharBlock(_Block):
+    """sklearn's ``char_wb`` n-grams: windows inside each space-padded whitespace word."""
+
+    analyzer = "char_wb"
+
+    def __init__(self, block: Mapping[str, Any]) -> None:
+        super().__init__(block)
+        lo, hi = self.ngram_range
+        if not (1 <= lo <= 3 and lo <= hi <= 6):
+            raise ValueError("char ngram_range must satisfy 1 <= lo <= 3, lo <= hi <= 6")
+        alphabet = sorted({c for t in self.terms for c in t})
+        self.n_codes = len(alphabet) + 1  # code 0: a character no term contains
+        dtype = np.int16 if self.n_codes < 2 ** 15 else np.int32
+        self.codes = np.zeros(0x110000, dtype=dtype)
+        for i, c in enumerate(alphabet, start=1):
+            self.codes[ord(c)] = i
+        # A trie over the terms with dense transitions; node 0 is the dead state, 1 the root.
+        nodes: dict[str, int] = {"": 1}
+        for term in self.terms:
+            if not lo <= len(term) <= hi:
+                raise ValueError(f"term {term!r} is outside ngram_range")
+            for k in range(1, len(term) + 1):
+                nodes.setdefault(term[:k], len(nodes) + 1)
+        n_nodes = len(nodes) + 1
+        if n_nodes * self.n_codes > 2 ** 31 - 1:
+            raise ValueError("char vocabulary too large for the scorer")
+        self.step = np.zeros((n_nodes, self.n_codes), dtype=np.int32)
+        for prefix, node in nodes.items():
+            if prefix:
+                self.step[nodes[prefix[:-1]], self.codes[ord(prefix[-1])]] = node
+        self.step = self.step.ravel()
+        self.feature = np.full(n_nodes, -1, dtype=np.int64)
+        for j, term in enumerate(self.terms):
+            self.feature[nodes[term]] = j
+
+    def scores(self, unique_words: list[str], word_ids: np.ndarray,
+               words_per_doc: np.ndarray) -> np.ndarray:
+        n_docs = len(words_per_doc)
+        lo, hi = self.ngram_range
+        # Each distinct word padded on its own, as sklearn does: a window that straddles two
+        # padded words holds an inner space, and no term does, so it matches nothing.
+        padded = "".join(f" {w} " for w in unique_words)
+        cps = np.frombuffer(padded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        codes = self.codes[cps].astype(np.int32)
+        length = len(codes)
+        lengths = np.fromiter((len(w) + 2 for w in unique_words), dtype=np.int64,
+                              count=len(unique_words))
+        owner = np.repeat(np.arange(len(unique_words)), lengths)
+        state = np.ones(length, dtype=np.int32)
+        rows, cols = [], []
+        for k in range(hi):
+            m = length - k
+            if m <= 0:
+                break
+            state = self.step[state[:m] * self.n_codes + codes[k:]]
+            if k + 1 >= lo:
+                feat = self.feature[state]
+                hit = np.flatnonzero(feat >= 0)
+                rows.append(owner[hit])
+                cols.append(feat[hit])
+        word_counts = _count_matrix(rows, cols, (len(unique_words), self.n_features))
+        indptr = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(words_per_doc, out=indptr[1:])
+        doc_words = sp.csr_matrix((np.ones(len(word_ids)), word_ids, indptr),
+                                  shape=(n_docs, len(unique_words)))
+        # Summing over each document's words gives its char n-gram counts.
+        counts = (doc_words @ word_counts).tocsr()
+        return self._tfidf_scores(counts)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def from_json(path: str | Path) -> RCTScorer:
+    """Load a saved model as an `RCTScorer` (JSON only; nothing is unpickled or executed)."""
+    return RCTScorer.from_json(path)
+
+
+@lru_cache(maxsize=1)
+def load_default_model() -> RCTScorer:
+    """The model shipped in ``reviewpipe/data/design_model.json``, loaded once per process.
+
+    Examples
+    --------
+    >>> model = load_default_model()
+    >>> p = model.predict_proba(["Patients were randomly allocated to drug or placebo."])
+    >>> p.shape
+    (1,)
+    """
+    resource = resources.files("reviewpipe").joinpath(_DEFAULT_RESOURCE)
+    payload = json.loads(resource.read_text(encoding="utf-8"))
+    return RCTScorer(payload, source=str(resource))
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _as_texts(X: Iterable[str], name: str) -> list[str]:
+    if isinstance(X, str):
+        raise ValueError(f"{name} must be an iterable of texts, not a single string.")
+    if hasattr(X, "ndim") and getattr(X, "ndim", 1) != 1:
+        raise ValueError(f"{name} must be 1-D (one text per record); got {X.ndim} dimensions.")
+    texts = list(X)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ValueError(f"{name}[{i}] must be a str; got {type(t).__name__}. "
+                             "Use record_text(title, abstract) for missing parts.")
+    return texts
+
+
+def _count_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray],
+                  shape: tuple[int, int]) -> sp.csr_matrix:
+    if rows:
+        r, c = np.concatenate(rows), np.concatenate(cols)
+    else:
+        r = c = np.zeros(0, dtype=np.int64)
+    counts = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=shape)
+    counts.sum_duplicates()
+    return counts
+
+
+def _n_jobs(n_jobs: int | None) -> int:
+    if n_jobs is None:
+        return max(1, min(2, os.cpu_count() or 1))
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1; got {n_jobs}.")
+    return n_jobs
+
+
+def _float_array(values: Any, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"'{name}' must hold {n} numbers; got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"'{name}' holds a non-finite number")
+    return arr
+
+
+def _round(x: float) -> float:
+    return float(f"{float(x):.{_SIG_DIGITS}g}")
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [float(f"{v:.{_SIG_DIGITS}g}") for v in values.tolist()]
+
+
+def _block_dict(analyzer: str, vectorizer: TfidfVectorizer, coef: np.ndarray) -> dict[str, Any]:
+    vocab = sorted(vectorizer.vocabulary_.items(), key=lambda kv: kv[1])
+    block: dict[str, Any] = {"analyzer": analyzer, "lowercase": True, "sublinear_tf": True,
+                             "norm": "l2", "ngram_range": list(vectorizer.ngram_range)}
+    if analyzer == "word":
+        block["token_pattern"] = TOKEN_PATTERN
+    block["vocabulary"] = {term: int(j) for term, j in vocab}
+    block["idf"] = _rounded(vectorizer.idf_)
+    block["coef"] = _rounded(coef)
+    return block
+
+
+def _json_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in sorted(params.items()):
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, np.random.RandomState):
+            value = "RandomState"
+        elif isinstance(value, dict):
+            value = {str(k): v for k, v in value.items()}
+        out[key] = value
+    return out
+
+
+def _version(payload: Mapping[str, Any]) -> str:
+    weights = {k: v for k, v in payload.items() if k not in ("version", "card")}
+    digest = hashlib.sha256(json.dumps(weights, sort_keys=True, ensure_ascii=False,
+                                       separators=(",", ":")).encode("utf-8")).hexdigest()
+    return f"rct-text-{FORMAT_VERSION}-{digest[:12]}"
+
+
+def _write_json(payload: Mapping[str, Any], path: Path) -> Path:
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _is_range(value: Any, lo_min: int, lo_max: int, hi_max: int) -> bool:
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        return False
+    lo, hi = value
+    return _is_int(lo) and _is_int(hi) and lo_min <= lo <= lo_max and lo <= hi <= hi_max
