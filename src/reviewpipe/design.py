@@ -57,9 +57,13 @@ _CUES: list[tuple[str, re.Pattern[str], str]] = [
                                 r"\b"), "text"),
     ("case_report", _rx(r"\bcase report\b|\bcase series\b|\ba case of\b|\bcase study\b"),
      "title"),
+    ("other", _rx(r"\bdelphi\b|\bconsensus\b|\bsurvey\b|\bqualitative\b|\binterviews?\b"
+                  r"|\bcross-sectional\b|\bcadaver|\bguideline"), "title"),
 ]
-_RCT_TEXT = _rx(r"\brandomi[sz]ed (?:controlled |clinical |placebo-controlled |sham-controlled )?"
-                r"(?:trial|study)\b|\brandomly (?:allocated|assigned|divided)\b"
+# "no randomised trial had evaluated it" is background, not this record's design.
+_RCT_TEXT = _rx(r"(?<!\bno )(?<!\bnot )(?<!\bwithout )\brandomi[sz]ed "
+                r"(?:controlled |clinical |placebo-controlled |sham-controlled )?(?:trial|study)\b"
+                r"|\brandomly (?:allocated|assigned|divided)\b"
                 r"|\brandomi[sz]ed (?:into|to)\b|\brandomi[sz]ation\b|\bRCT\b")
 _NONRANDOM_TEXT = _rx(r"\bnon-?randomi[sz]ed\b|\bquasi-?experimental\b|\bcohort\b"
                       r"|\bretrospective\b|\bcross-?sectional\b|\bobservational\b"

@@ -52,10 +52,13 @@ FORMAT_VERSION = 1
 # smuggle in a regex of its own.
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
+_SENTINEL = -2
 _SIG_DIGITS = 7
 # Docs per scoring chunk: bounds memory (~1.5k char n-gram entries per abstract) and gives the
 # threads work units.
 _CHUNK = 2048
+# Docs whose words are factorised together; bounds the Python word lists held at once.
+_BATCH = 16384
 _DEFAULT_RESOURCE = "data/design_model.json"
 
 
@@ -332,18 +335,10 @@ class RCTScorer:
     def decision_function(self, texts: Iterable[str], *, n_jobs: int | None = None) -> np.ndarray:
         """Log-odds of an RCT, shape (n_texts,)."""
         texts = _as_texts(texts, "texts")
-        chunks = [texts[i:i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
-        if not chunks:
-            return np.zeros(0)
-        workers = min(_n_jobs(n_jobs), len(chunks))
-        if workers == 1:
-            parts = [self._decision_chunk(c) for c in chunks]
-        else:
-            # numpy, scipy.sparse and the regex engine's C loops do most of the work, and
-            # numpy/scipy release the GIL there, so threads do overlap.
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                parts = list(pool.map(self._decision_chunk, chunks))
-        return np.concatenate(parts)
+        workers = _n_jobs(n_jobs)
+        parts = [self._decision_batch(texts[i:i + _BATCH], workers)
+                 for i in range(0, len(texts), _BATCH)]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def predict_proba(self, texts: Iterable[str], *, n_jobs: int | None = None) -> np.ndarray:
         """P(RCT) for each text, shape (n_texts,).
@@ -363,26 +358,53 @@ class RCTScorer:
         p = self.predict_proba(texts)
         return np.asarray(self.classes, dtype=object)[(p >= cut).astype(int)]
 
-    def _decision_chunk(self, texts: list[str]) -> np.ndarray:
-        n = len(texts)
+    def _decision_batch(self, texts: list[str], workers: int) -> np.ndarray:
+        words = _Words(texts)
+        word_tokens = self._word.tokenise(words.unique)
+        char_counts = None if self._char is None else self._char.word_counts(words.unique)
+
+        def score(start: int) -> np.ndarray:
+            stop = min(start + _CHUNK, len(texts))
+            word_ids, words_per_doc = words.docs(start, stop)
+            z = np.full(stop - start, self.intercept)
+            z += self._word.scores(word_tokens, word_ids, words_per_doc)
+            if char_counts is not None:
+                z += self._char.scores(char_counts, word_ids, words_per_doc)
+            return z
+
+        starts = range(0, len(texts), _CHUNK)
+        if workers == 1 or len(starts) == 1:
+            return np.concatenate([score(i) for i in starts])
+        # The per-chunk work is numpy and scipy.sparse loops that release the GIL, so threads
+        # overlap; the Python-level word factorisation above runs once per batch.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return np.concatenate(list(pool.map(score, starts)))
+
+
+class _Words:
+    """Whitespace words of a batch of texts, factorised: each distinct word is tokenised and
+    cut into char n-grams once, however often it occurs."""
+
+    def __init__(self, texts: list[str]) -> None:
         words = [t.lower().split() for t in texts]
-        words_per_doc = np.fromiter(map(len, words), dtype=np.int64, count=n)
+        self.words_per_doc = np.fromiter(map(len, words), dtype=np.int64, count=len(texts))
+        self.indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(self.words_per_doc, out=self.indptr[1:])
         flat = list(chain.from_iterable(words))
-        # Factorise whitespace-separated words: each distinct word is tokenised and cut into
-        # char n-grams once, however often it occurs.
         index: dict[str, int] = {}
+        # setdefault with a counter gives each word the position of its first occurrence.
         first = np.fromiter(map(index.setdefault, flat, count()), dtype=np.int64,
                             count=len(flat))
         remap = np.empty(len(flat), dtype=np.int64)
         remap[np.fromiter(index.values(), dtype=np.int64, count=len(index))] = np.arange(
             len(index))
-        word_ids = remap[first]
-        unique_words = list(index)
-        z = np.full(n, self.intercept)
-        z += self._word.scores(unique_words, word_ids, words_per_doc)
-        if self._char is not None:
-            z += self._char.scores(unique_words, word_ids, words_per_doc)
-        return z
+        self.ids = remap[first]
+        self.unique = list(index)
+
+    def docs(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Word ids and words per document of documents ``start:stop``."""
+        return (self.ids[self.indptr[start]:self.indptr[stop]],
+                self.words_per_doc[start:stop])
 
 
 class _Block:
@@ -414,13 +436,17 @@ class _Block:
         self.n_features = n
 
     def _tfidf_scores(self, counts: sp.csr_matrix) -> np.ndarray:
-        """``x @ coef`` with x = l2-normalised ``(1 + log count) * idf``, as sklearn computes."""
-        n = counts.shape[0]
-        rows = np.repeat(np.arange(n), np.diff(counts.indptr))
-        cols = counts.indices
-        value = (np.log(counts.data) + 1.0) * self.idf[cols]
-        dot = np.bincount(rows, weights=value * self.coef[cols], minlength=n)
-        norm = np.sqrt(np.bincount(rows, weights=value * value, minlength=n))
+        """``x @ coef`` with x = l2-normalised ``(1 + log count) * idf``, as sklearn computes.
+
+        ``counts`` (owned by the caller, canonical CSR) is overwritten in place.
+        """
+        value = np.log(counts.data)
+        value += 1.0
+        value *= self.idf[counts.indices]
+        counts.data = value
+        dot = counts @ self.coef
+        np.square(value, out=value)
+        norm = np.sqrt(counts @ np.ones(self.n_features))
         norm[norm == 0.0] = 1.0  # sklearn's normalize leaves an empty row at zero
         return dot / norm
 
@@ -442,6 +468,7 @@ class _WordBlock(_Block):
         for tok in sorted({tok for g in grams for tok in g}):
             self.tokens[tok] = len(self.tokens)
         self.n_tokens = len(self.tokens)
+        self._lookup = {**self.tokens, "ZZ": _SENTINEL}
         if self.n_tokens ** hi >= 2 ** 62:
             raise ValueError("too many distinct tokens to key the n-grams")
         self.unigram = np.full(self.n_tokens, -1, dtype=np.int64)
@@ -465,16 +492,23 @@ class _WordBlock(_Block):
             order = np.argsort(keys_arr, kind="stable")
             self.ngram_keys[n] = (keys_arr[order], np.asarray(feats, dtype=np.int64)[order])
 
-    def scores(self, unique_words: list[str], word_ids: np.ndarray,
-               words_per_doc: np.ndarray) -> np.ndarray:
+    def tokenise(self, unique_words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Token ids (-1: not in the vocabulary) of each distinct word, laid end to end, with
+        the count and start of each word's run."""
+        # One regex pass over all distinct words, split by a sentinel token: lowercased text
+        # holds no ASCII capitals, so "ZZ" cannot be a real token. Tokens never cross
+        # whitespace, so this is the documents' tokenisation too.
+        found = _TOKEN_RE.findall(" ZZ ".join([*unique_words, ""]))
+        ids = np.fromiter(map(self._lookup.get, found, repeat(-1)), dtype=np.int64,
+                          count=len(found))
+        ends = np.flatnonzero(ids == _SENTINEL)
+        toks_per_word = np.diff(ends, prepend=-1) - 1
+        return ids[ids != _SENTINEL], toks_per_word, np.cumsum(toks_per_word) - toks_per_word
+
+    def scores(self, word_tokens: tuple[np.ndarray, np.ndarray, np.ndarray],
+               word_ids: np.ndarray, words_per_doc: np.ndarray) -> np.ndarray:
         n_docs = len(words_per_doc)
-        # Tokens never cross whitespace, so tokenising each distinct word gives the document's
-        # token sequence once the words are laid end to end again.
-        toks = [_TOKEN_RE.findall(w) for w in unique_words]
-        toks_per_word = np.fromiter(map(len, toks), dtype=np.int64, count=len(toks))
-        tok_ids = np.fromiter(map(self.tokens.get, chain.from_iterable(toks), repeat(-1)),
-                              dtype=np.int64, count=int(toks_per_word.sum()))
-        word_start = np.cumsum(toks_per_word) - toks_per_word
+        tok_ids, toks_per_word, word_start = word_tokens
         per_occurrence = toks_per_word[word_ids]
         total = int(per_occurrence.sum())
         occurrence_start = np.cumsum(per_occurrence) - per_occurrence
@@ -549,19 +583,17 @@ class _CharBlock(_Block):
         for j, term in enumerate(self.terms):
             self.feature[nodes[term]] = j
 
-    def scores(self, unique_words: list[str], word_ids: np.ndarray,
-               words_per_doc: np.ndarray) -> np.ndarray:
-        n_docs = len(words_per_doc)
+    def word_counts(self, unique_words: list[str]) -> sp.csr_matrix:
+        """Char n-gram counts of each distinct word, shape (n_words, n_features)."""
         lo, hi = self.ngram_range
-        # Each distinct word padded on its own, as sklearn does: a window that straddles two
-        # padded words holds an inner space, and no term does, so it matches nothing.
-        padded = "".join(f" {w} " for w in unique_words)
+        # Each word padded on its own, as sklearn does: a window that straddles two padded
+        # words holds an inner space, and no term does, so it matches nothing.
+        padded = " " + "  ".join(unique_words) + " "
         cps = np.frombuffer(padded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         codes = self.codes[cps].astype(np.int32)
         length = len(codes)
-        lengths = np.fromiter((len(w) + 2 for w in unique_words), dtype=np.int64,
-                              count=len(unique_words))
-        owner = np.repeat(np.arange(len(unique_words)), lengths)
+        lengths = np.fromiter(map(len, unique_words), dtype=np.int64, count=len(unique_words))
+        owner = np.repeat(np.arange(len(unique_words)), lengths + 2)
         state = np.ones(length, dtype=np.int32)
         rows, cols = [], []
         for k in range(hi):
@@ -574,11 +606,15 @@ class _CharBlock(_Block):
                 hit = np.flatnonzero(feat >= 0)
                 rows.append(owner[hit])
                 cols.append(feat[hit])
-        word_counts = _count_matrix(rows, cols, (len(unique_words), self.n_features))
+        return _count_matrix(rows, cols, (len(unique_words), self.n_features))
+
+    def scores(self, word_counts: sp.csr_matrix, word_ids: np.ndarray,
+               words_per_doc: np.ndarray) -> np.ndarray:
+        n_docs = len(words_per_doc)
         indptr = np.zeros(n_docs + 1, dtype=np.int64)
         np.cumsum(words_per_doc, out=indptr[1:])
         doc_words = sp.csr_matrix((np.ones(len(word_ids)), word_ids, indptr),
-                                  shape=(n_docs, len(unique_words)))
+                                  shape=(n_docs, word_counts.shape[0]))
         # Summing over each document's words gives its char n-gram counts.
         counts = (doc_words @ word_counts).tocsr()
         return self._tfidf_scores(counts)

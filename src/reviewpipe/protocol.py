@@ -78,6 +78,7 @@ SCHEMA: dict[str, Spec] = {
             "format": Spec("enum", choices=EXPORT_FORMATS, required=True),
             "label": Spec("str", default=""),
             "kind": Spec("enum", choices=SOURCE_KINDS, default="database"),
+            "maxdate": Spec("date", default=""),
             "database": Spec("str", default=""),
             "columns": Spec("map", choices=CSV_FIELDS, default={}),
         }),
@@ -223,7 +224,7 @@ def _check_value(value: Any, spec: Spec, path: str, dotted: str) -> Any:
         if kind == "id" and not _ID.match(value):
             raise ProtocolError(path, dotted,
                                 f"must be lower-case letters, digits, '-' or '_'. Got {value!r}.")
-        if kind == "date" and not _DATE.match(value):
+        if kind == "date" and not _DATE.match(value) and (spec.required or value):
             raise ProtocolError(path, dotted,
                                 f"must be a date YYYY/MM/DD, YYYY/MM or YYYY. Got {value!r}.")
         if kind == "enum" and value not in spec.choices:

@@ -38,6 +38,9 @@ _REVIEW_DESIGNS = {"systematic_review", "narrative_review"}
 _OTHER_REPORTS = {"secondary_analysis", "conference_abstract"}
 # token_set_ratio between a secondary report's title and its main report's title.
 SAME_TRIAL_TITLE = 80.0
+# token_sort_ratio of two included reports' topics above which a shared author makes them a
+# possible duplicate publication.
+DUPLICATE_TOPIC = 75.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ def decide(record: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
         "p_rct": round(design.p_rct, 4), "decided_by": design.actor, "evidence": evidence,
         "doubt": "; ".join(doubts), "title": record.get("title", ""),
         "year": record.get("year") or "", "_has_pmid": bool(record.get("pmid")),
+        "_has_doi": bool(record.get("doi")),
+        "_english": (record.get("language") or "en").lower() in ("en", "eng"),
         "_abstract_len": len(record.get("abstract") or ""),
         "_authors": frozenset(w for a in (record.get("authors") or [])[:6]
                               for w in normalize_title(a).split() if len(w) > 2),
@@ -106,8 +111,7 @@ def apply_study_links(rows: list[dict[str, Any]]) -> None:
     for members in by_study.values():
         included = [r for r in members if r["decision"] == "include"]
         if included:
-            primary = min(included, key=lambda r: (not r["_has_pmid"], -r["_abstract_len"],
-                                                   r["cluster_id"]))
+            primary = min(included, key=_report_rank)
             for row in included:
                 if row is not primary:
                     row.update(decision="exclude", reason="duplicate_report",
@@ -141,6 +145,32 @@ _DESIGN_WORDS = re.compile(
 def _topic(title: str) -> str:
     """A title without its design words: what the trial is about."""
     return " ".join(_DESIGN_WORDS.sub(" ", normalize_title(title)).split())
+
+
+def _report_rank(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Which of several reports of one trial to count: indexed, with a DOI, in English, fullest."""
+    return (not row["_has_pmid"], not row["_has_doi"], not row["_english"],
+            -row["_abstract_len"], row["cluster_id"])
+
+
+def flag_duplicate_publications(rows: list[dict[str, Any]]) -> None:
+    """Two included reports with the same first authors, year and topic: ask a human.
+
+    A trial published twice (e.g. in two languages) must be counted once, but two trials by one
+    team in one year are possible too, so the later-ranked report goes to a human, not out.
+    """
+    included = sorted((r for r in rows if r["decision"] == "include"), key=_report_rank)
+    for i, later in enumerate(included):
+        for earlier in included[:i]:
+            if earlier["decision"] != "include":
+                continue
+            years = [y for y in (earlier["year"], later["year"]) if y]
+            close = len(years) < 2 or abs(int(years[0]) - int(years[1])) <= 1
+            if close and _same_trial(later, earlier) >= 1000 + DUPLICATE_TOPIC:
+                later.update(decision="uncertain", reason="none",
+                             doubt=f"possibly the same trial as {earlier['cluster_id']} published "
+                                   "twice (same authors, year and topic): count it once")
+                break
 
 
 def _same_trial(report: dict[str, Any], main: dict[str, Any]) -> float:
@@ -251,6 +281,7 @@ def screen(protocol: Protocol, store: Store, run: Run) -> StageResult:
     canonical = load_canonical(run)
     rows = [decide(record, protocol) for record in canonical]
     apply_study_links(rows)
+    flag_duplicate_publications(rows)
     for row in rows:
         row["machine_decision"], row["machine_reason"] = row["decision"], row["reason"]
     cluster_of_record = {rid: rec["cluster_id"] for rec in canonical for rid in rec["record_ids"]}

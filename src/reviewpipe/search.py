@@ -143,12 +143,19 @@ def _read_export(protocol: Protocol, export: dict[str, Any]) -> tuple[list[Recor
     records = _relative_files(protocol, read_records(
         path, source=source, format=export["format"], database=export["database"] or None,
         column_map=export["columns"] or None))
+    read = len(records)
+    if export["maxdate"]:
+        # The database's own date limit: what it would not have returned is not identified.
+        hi = _date_key(export["maxdate"])
+        records = [r for r in records if _in_window(r, "pdat", (0, 0, 0), hi)]
     databases = sorted({r.database for r in records if r.database})
     info = {
         "source": source, "database": export["database"] or export["label"] or source,
         "kind": export["kind"], "label": export["label"], "mode": "file",
         "file": _display(protocol, path), "format": export["format"],
-        "sha256": sha256_file(path), "databases_in_file": databases, "count": len(records),
+        "sha256": sha256_file(path), "databases_in_file": databases,
+        "maxdate": export["maxdate"] or None, "records_in_file": read,
+        "outside_window": read - len(records), "count": len(records),
     }
     return records, info
 

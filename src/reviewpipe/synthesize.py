@@ -115,58 +115,103 @@ def study_effects(protocol: Protocol, studies: list[dict[str, str]],
         study = by_study[cluster_id]
         outcome, declared_scale = instruments[instrument]
         window = window_of(protocol, weeks)
-        if window is None or not study.get("comparison") or study["comparison"] == "unclear":
+        comparisons = [c for c in (study.get("comparison") or "").split(";")
+                       if c and c != "unclear"]
+        if window is None or not comparisons:
             continue
         label = f"{study.get('first_author') or cluster_id} {study.get('year') or ''}".strip()
-        common = dict(comparison=study["comparison"], outcome=outcome, time_window=window,
-                      cluster_id=cluster_id, label=label, instrument=instrument,
-                      timepoint_weeks=weeks)
+        common = dict(outcome=outcome, time_window=window, cluster_id=cluster_id, label=label,
+                      instrument=instrument, timepoint_weeks=weeks)
         factor = _pain_scale(instrument, rows[0].get("scale") or declared_scale) if (
             outcome == "pain") else 1.0
-        effects.extend(_effects_for(rows, arm_n, protocol, common, factor, outcome))
+        n_total = _num(study.get("n_randomised"))
+        effects.extend(_effects_for(rows, arm_n, protocol, common, factor, outcome, comparisons,
+                                    n_total, _arm_count(study)))
     return effects
 
 
+def _arm_count(study: dict[str, str]) -> int:
+    arms = [a for a in (study.get("arms") or "").split("; ") if a.strip()]
+    return len(arms)
+
+
+def control_comparison(arm: str, comparisons: list[str], protocol: Protocol) -> str | None:
+    """The study comparison a control arm belongs to, by the protocol's control terms."""
+    if len(comparisons) == 1:
+        return comparisons[0]
+    text = arm.lower()
+    declared = {c["id"]: c["control_terms"] for c in protocol.data["comparisons"]}
+    for comparison in comparisons:
+        if any(term.lower() in text for term in declared.get(comparison, [])):
+            return comparison
+    return None
+
+
 def _effects_for(rows: list[dict[str, str]], arm_n: dict[tuple[str, str], float],
-                 protocol: Protocol, common: dict[str, Any], factor: float,
-                 outcome: str) -> list[StudyEffect]:
+                 protocol: Protocol, common: dict[str, Any], factor: float, outcome: str,
+                 comparisons: list[str], n_total: float | None, n_arms: int
+                 ) -> list[StudyEffect]:
     out: list[StudyEffect] = []
     md_measure = "MD (0-10)" if outcome == "pain" else f"MD ({common['instrument']})"
-    for row in rows:
-        md, low, high = _num(row.get("md")), _num(row.get("ci_low")), _num(row.get("ci_high"))
-        if md is not None and low is not None and high is not None:
+    if len(comparisons) == 1:
+        for row in rows:
+            md, low, high = (_num(row.get(k)) for k in ("md", "ci_low", "ci_high"))
+            if md is None or low is None or high is None:
+                continue
             try:
                 estimate, variance = md_from_ci(md * factor, low * factor, high * factor)
             except ValueError:
                 continue
-            out.append(StudyEffect(measure=md_measure, value_type="difference",
-                                   estimate=estimate, variance=variance,
-                                   basis=f"reported MD with 95% CI ({row.get('source')} "
-                                         f"{row.get('span')})", **common))
+            out.append(StudyEffect(comparison=comparisons[0], measure=md_measure,
+                                   value_type="difference", estimate=estimate,
+                                   variance=variance, basis=f"reported MD with 95% CI "
+                                   f"({row.get('source')} {row.get('span')})", **common))
             break
     arms = [r for r in rows if r.get("arm")]
     dn = [r for r in arms if _is_dn_arm(r["arm"], protocol)]
-    control = [r for r in arms if not _is_dn_arm(r["arm"], protocol)]
-    if len(dn) != 1 or len(control) != 1:
+    if len(dn) != 1:
         return out
-    a, b = dn[0], control[0]
+    by_comparison: dict[str | None, list[dict[str, str]]] = defaultdict(list)
+    for row in arms:
+        if not _is_dn_arm(row["arm"], protocol):
+            by_comparison[control_comparison(row["arm"], comparisons, protocol)].append(row)
+    for comparison, controls in sorted(by_comparison.items(), key=lambda kv: str(kv[0])):
+        if comparison is None or len(controls) != 1:
+            continue  # an arm no comparison claims, or two controls for one: not guessed
+        out.extend(_arm_effects(dn[0], controls[0], arm_n, protocol, common, factor,
+                                md_measure, comparison, n_total, n_arms))
+    return out
+
+
+def _arm_effects(a: dict[str, str], b: dict[str, str], arm_n: dict[tuple[str, str], float],
+                 protocol: Protocol, common: dict[str, Any], factor: float, md_measure: str,
+                 comparison: str, n_total: float | None, n_arms: int) -> list[StudyEffect]:
+    out: list[StudyEffect] = []
     n1 = _num(a.get("n")) or arm_n.get((a["cluster_id"], a["arm"]))
     n2 = _num(b.get("n")) or arm_n.get((b["cluster_id"], b["arm"]))
+    assumed = ""
+    if (n1 is None or n2 is None) and n_total and n_arms >= 2:
+        # Only the total is reported: equal allocation assumed, and said so in the basis.
+        share = n_total / n_arms
+        n1, n2 = n1 or share, n2 or share
+        assumed = f"; n per arm assumed equal ({n_total:g}/{n_arms})"
     for value_type, key in (("final", "mean"), ("change", "mean_change")):
         m1, m2 = _num(a.get(key)), _num(b.get(key))
         s1, s2 = _num(a.get("sd")), _num(b.get("sd"))
-        if None in (m1, m2, s1, s2, n1, n2) or not (s1 > 0 and s2 > 0):
+        if None in (m1, m2, s1, s2, n1, n2) or not (s1 > 0 and s2 > 0) or min(n1, n2) < 2:
             continue
         basis = (f"arm {value_type} values: {a['arm']} vs {b['arm']} "
-                 f"({a.get('source')} {a.get('span')}; {b.get('source')} {b.get('span')})")
+                 f"({a.get('source')} {a.get('span')}; {b.get('source')} {b.get('span')})"
+                 f"{assumed}")
         md, var = mean_difference(m1 * factor, s1 * factor, n1, m2 * factor, s2 * factor, n2)
-        out.append(StudyEffect(measure=md_measure, value_type=value_type, estimate=md,
-                               variance=var, basis=basis, **common))
+        out.append(StudyEffect(comparison=comparison, measure=md_measure, value_type=value_type,
+                               estimate=md, variance=var, basis=basis, **common))
         g, gvar = hedges_g(m1, s1, n1, m2, s2, n2)
         if common["instrument"] in higher_is_better(protocol):
             g = -g  # aligned: a negative SMD favours dry needling on every instrument
-        out.append(StudyEffect(measure="SMD (Hedges' g)", value_type=value_type, estimate=g,
-                               variance=gvar, basis=basis, **common))
+        out.append(StudyEffect(comparison=comparison, measure="SMD (Hedges' g)",
+                               value_type=value_type, estimate=g, variance=gvar, basis=basis,
+                               **common))
     return out
 
 
