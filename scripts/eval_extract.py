@@ -177,13 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--protocol", default=str(PROJECT / "queries" / "dry-needling-pf.toml"))
     parser.add_argument("--verbose", "-v", action="store_true", help="list every miss")
+    parser.add_argument("--shared", type=Path, default=SHARED)
     args = parser.parse_args(argv)
-    if not WORKS.is_file():
-        print(f"Error: {WORKS}: not found. The evaluation needs the shared corpus in "
-              f"{SHARED} (beside the project root).", file=sys.stderr)
+    works = args.shared / "corpus" / "works_dev.jsonl"
+    if not works.is_file():
+        print(f"Error: {works}: not found. The evaluation needs the shared corpus in "
+              f"{args.shared} (beside the project root).", file=sys.stderr)
         return 2
     protocol = load_protocol(args.protocol)
-    total, rows = evaluate(load_works(), protocol)
+    total, rows = evaluate(load_works(works), protocol)
     print(f"{'work':<6} {'arm n':>7} {'instruments':>12} {'values':>8} {'+time':>7} "
           f"{'outside protocol':>17}")
     for wid, s in rows:

@@ -274,7 +274,10 @@ class EutilsStandin:
     def add_articles(self, articles: Path | str | bytes | list[str]) -> list[str]:
         """Add (or replace) articles at run time; returns their PMIDs."""
         items = articles if isinstance(articles, list) else [articles]
-        parsed = [a for item in items for a in parse_articles(item)]
+        # A later version of a PMID replaces an earlier one, within one call too (a daily
+        # update file holds several versions of some records).
+        latest = {a.pmid: a for item in items for a in parse_articles(item)}
+        parsed = list(latest.values())
         with self._lock:
             for art in parsed:
                 if art.pmid in self._articles:
