@@ -446,8 +446,7 @@ def _eval_module():
 
 def test_eval_script_exits_2_without_shared(tmp_path, capsys):
     module = _eval_module()
-    module.WORKS = tmp_path / "shared" / "corpus" / "works_dev.jsonl"
-    assert module.main([]) == 2
+    assert module.main(["--shared", str(tmp_path / "shared")]) == 2
     assert "works_dev.jsonl: not found" in capsys.readouterr().err
 
 

@@ -199,11 +199,13 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: Iterable[str]) -> np.ndarray:
         """Log-odds of the positive class, shape (n_texts,)."""
-        return self.classifier_.decision_function(self._features(X))
+        features = self._features(X)  # checks fitted first
+        return self.classifier_.decision_function(features)
 
     def predict_proba(self, X: Iterable[str]) -> np.ndarray:
         """Class probabilities, shape (n_texts, 2); column 1 is P(RCT)."""
-        return self.classifier_.predict_proba(self._features(X))
+        features = self._features(X)  # checks fitted first
+        return self.classifier_.predict_proba(features)
 
     def predict(self, X: Iterable[str]) -> np.ndarray:
         """``classes_[1]`` where P(RCT) >= ``threshold``, else ``classes_[0]``."""
@@ -471,7 +473,9 @@ class _WordBlock(_Block):
         self._lookup = {**self.tokens, "ZZ": _SENTINEL}
         if self.n_tokens ** hi >= 2 ** 62:
             raise ValueError("too many distinct tokens to key the n-grams")
-        self.unigram = np.full(self.n_tokens, -1, dtype=np.int64)
+        # Token id -1 (not in the vocabulary) indexes the last slot of these arrays, which
+        # says "no feature" / "cannot be here".
+        self.unigram = np.full(self.n_tokens + 1, -1, dtype=np.int64)
         by_n: dict[int, tuple[list[int], list[int]]] = {n: ([], []) for n in range(2, hi + 1)}
         for j, gram in enumerate(grams):
             if not lo <= len(gram) <= hi:
@@ -485,12 +489,19 @@ class _WordBlock(_Block):
                     key = key * self.n_tokens + i
                 by_n[len(ids)][0].append(key)
                 by_n[len(ids)][1].append(j)
-        # Sorted keys: an n-gram is found with one vectorised searchsorted.
-        self.ngram_keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Per n: sorted keys (found with one vectorised searchsorted) and, per position, which
+        # tokens occur there in some n-gram term (a cheap filter before the search).
+        self.ngrams: dict[int, tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = {}
         for n, (keys, feats) in by_n.items():
             keys_arr = np.asarray(keys, dtype=np.int64)
             order = np.argsort(keys_arr, kind="stable")
-            self.ngram_keys[n] = (keys_arr[order], np.asarray(feats, dtype=np.int64)[order])
+            at = []
+            for k in range(n):
+                mask = np.zeros(self.n_tokens + 1, dtype=bool)
+                mask[(keys_arr // self.n_tokens ** (n - 1 - k)) % self.n_tokens] = True
+                mask[-1] = False
+                at.append(mask)
+            self.ngrams[n] = (keys_arr[order], np.asarray(feats, dtype=np.int64)[order], at)
 
     def tokenise(self, unique_words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids (-1: not in the vocabulary) of each distinct word, laid end to end, with
@@ -523,25 +534,25 @@ class _WordBlock(_Block):
             if total < n:
                 continue
             if n == 1:
-                feat = np.where(seq >= 0, self.unigram[np.maximum(seq, 0)], -1)
+                feat = self.unigram[seq]
                 hit = np.flatnonzero(feat >= 0)
                 rows.append(doc[hit])
                 cols.append(feat[hit])
                 continue
+            keys, feats, at = self.ngrams[n]
             m = total - n + 1
             ok = doc[:m] == doc[n - 1:]
-            key = np.zeros(m, dtype=np.int64)
             for k in range(n):
-                part = seq[k:k + m]
-                ok &= part >= 0
-                key = key * self.n_tokens + part
+                ok &= at[k][seq[k:k + m]]
             cand = np.flatnonzero(ok)
-            keys, feats = self.ngram_keys[n]
-            if not len(keys) or not len(cand):
+            if not len(cand):
                 continue
-            pos = np.searchsorted(keys, key[cand])
+            key = seq[cand]
+            for k in range(1, n):
+                key = key * self.n_tokens + seq[cand + k]
+            pos = np.searchsorted(keys, key)
             pos[pos == len(keys)] = 0
-            found = keys[pos] == key[cand]
+            found = keys[pos] == key
             rows.append(doc[cand[found]])
             cols.append(feats[pos[found]])
         counts = _count_matrix(rows, cols, (n_docs, self.n_features))
@@ -585,6 +596,8 @@ class _CharBlock(_Block):
 
     def word_counts(self, unique_words: list[str]) -> sp.csr_matrix:
         """Char n-gram counts of each distinct word, shape (n_words, n_features)."""
+        if not unique_words:
+            return sp.csr_matrix((0, self.n_features))
         lo, hi = self.ngram_range
         # Each word padded on its own, as sklearn does: a window that straddles two padded
         # words holds an inner space, and no term does, so it matches nothing.

@@ -33,6 +33,24 @@ def open_review(root: str | Path, review_id: str) -> tuple[Protocol, ReviewPaths
     return protocol, ReviewPaths(root=root, review_id=protocol.review_id)
 
 
+def check_reviewer_files(protocol: Protocol) -> None:
+    """Read the reviewers' files beside the protocol before anything is written.
+
+    A malformed ``<id>.decisions.csv``, ``<id>.dedupe.csv`` or ``<id>.extraction.csv`` stops
+    the run with the file and line, and no run folder is created.
+    """
+    from reviewpipe.dedupe import read_answers
+    from reviewpipe.extract import read_human_extraction
+    from reviewpipe.screen import read_human_decisions
+
+    def beside(suffix: str) -> Path:
+        return protocol.path.with_name(f"{protocol.review_id}.{suffix}")
+
+    read_answers(beside("dedupe.csv"))
+    read_human_decisions(beside("decisions.csv"))
+    read_human_extraction(beside("extraction.csv"), protocol)
+
+
 def run_review(root: str | Path, review_id: str, *, live: bool = False,
                environ: Mapping[str, str] | None = None, on_stage: Reporter | None = None,
                progress: Callable[[int, int], None] | None = None) -> Run:
@@ -41,6 +59,7 @@ def run_review(root: str | Path, review_id: str, *, live: bool = False,
     A failure leaves the ``.partial`` folder for inspection and ``latest`` where it was.
     """
     protocol, paths = open_review(root, review_id)
+    check_reviewer_files(protocol)
     functions = stage_functions()
     with Store.open(paths.store) as store:
         run = new_run(paths, protocol_path=protocol.path, protocol_sha256=protocol.sha256,
@@ -69,6 +88,7 @@ def run_stage(root: str | Path, review_id: str, stage: str, *, run_id: str | Non
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
     protocol, paths = open_review(root, review_id)
+    check_reviewer_files(protocol)
     function = stage_functions()[stage]
     with Store.open(paths.store) as store:
         if stage == "search":

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reviewpipe.dedupe import load_canonical
-from reviewpipe.pipeline import open_review, stage_functions
+from reviewpipe.pipeline import check_reviewer_files, open_review, stage_functions
 from reviewpipe.readers import read_records
 from reviewpipe.records import Record
 from reviewpipe.runs import (
@@ -78,6 +78,7 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
     from reviewpipe.entrez import EntrezConfig, fetch_pubmed_ids, search_pubmed
 
     protocol, paths = open_review(root, review_id)
+    check_reviewer_files(protocol)
     previous = open_run(paths)
     pubmed = protocol.pubmed
     if not pubmed:
