@@ -39,8 +39,11 @@ def prisma_counts(search_info: dict[str, Any], records: list[dict[str, str]],
     by_human = sum(s["decided_by"].startswith("human") for s in excluded)
     included = [s for s in screening if s["decision"] == "include"]
     included_studies = {study_of[s["cluster_id"]] for s in included}
-    other_reports = [s for s in excluded if s["reason"] == "duplicate_report"
-                     and study_of[s["cluster_id"]] in included_studies]
+    # Other reports of an included trial: linked by registration (study_id) or named as the
+    # report of an included cluster (a conference abstract or secondary analysis).
+    included_ids = {s["cluster_id"] for s in included}
+    other_reports = [s for s in excluded if s["reason"] == "duplicate_report" and (
+        study_of[s["cluster_id"]] in included_studies or s.get("report_of") in included_ids)]
     counts = {
         "identification": {
             "databases": boxes["database"], "registers": boxes["register"],

@@ -108,33 +108,31 @@ def prisma_svg(counts: dict[str, Any]) -> str:
                       f"Reports of included studies (n = "
                       f"{counts['included']['reports_of_included_studies']})"]),
     ]
-    out, y, arrows, prev_bottom = [], 20, [], None
-    row_y = {}
+    out, arrows = [], []
+    row_y: dict[int, int] = {}
+    left_bottom = row_bottom = None  # bottom of the last left box, and of its whole row
     for index, (x, _, width, text) in enumerate(boxes):
         height = 18 * len(text) + 16
         if x == 20:
-            if prev_bottom is not None:
-                y = prev_bottom + 40
-                arrows.append((255, prev_bottom, 255, y))
-            row_y[index] = y
-            prev_bottom = y + height
-            by = y
+            by = 20 if row_bottom is None else row_bottom + 40
+            if left_bottom is not None:
+                arrows.append((255, left_bottom, 255, by))
+            row_y[index] = by
+            left_bottom = row_bottom = by + height
         else:
             by = row_y[index - 1]
             arrows.append((490, by + 20, 530, by + 20))
-            prev_bottom = max(prev_bottom, by + height) if index == 1 else prev_bottom
+            row_bottom = max(row_bottom, by + height)
         out.append(f'<rect x="{x}" y="{by}" width="{width}" height="{height}" rx="4" '
                    f'fill="#f7f9fb" stroke="#4a5a6a"/>')
         for i, line in enumerate(text):
             weight = "600" if i == 0 else "400"
             out.append(f'<text x="{x + 10}" y="{by + 22 + 18 * i}" font-size="13" '
                        f'font-weight="{weight}" xml:space="preserve">{_e(line)}</text>')
-        if x != 20 and index == 3:
-            prev_bottom = max(prev_bottom, by + height)
     for x1, y1, x2, y2 in arrows:
         out.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#4a5a6a" '
                    f'marker-end="url(#arrow)"/>')
-    height = prev_bottom + 20
+    height = row_bottom + 20
     return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="910" height="{height}" '
             f'viewBox="0 0 910 {height}" role="img" aria-label="PRISMA 2020 flow diagram" '
             f'font-family="system-ui,sans-serif"><defs><marker id="arrow" markerWidth="8" '
@@ -145,8 +143,10 @@ def prisma_svg(counts: dict[str, Any]) -> str:
 def _search_table(info: dict[str, Any]) -> str:
     rows = []
     for s in info["sources"]:
-        window = (f"{s.get('mindate')} – {s.get('maxdate')} ({s.get('datetype')})"
-                  if s.get("maxdate") else "")
+        window = ""
+        if s.get("maxdate"):
+            window = f"{s.get('mindate') or ''} – {s['maxdate']}"
+            window += f" ({s['datetype']})" if s.get("datetype") else " (publication date)"
         query = s.get("query") or ""
         translation = s.get("translation") or ("not available offline"
                                                if s.get("mode") == "snapshot" else "")

@@ -29,8 +29,8 @@ DECISIONS = ("include", "exclude", "uncertain")
 REASONS = ("none", "wrong_population", "wrong_intervention", "protocol", "review", "wrong_design",
            "duplicate_report")
 SCREENING_COLUMNS = ["cluster_id", "decision", "reason", "design", "p_rct", "decided_by",
-                     "evidence", "doubt", "study_id", "title", "year", "machine_decision",
-                     "machine_reason"]
+                     "evidence", "doubt", "study_id", "report_of", "title", "year",
+                     "machine_decision", "machine_reason"]
 HUMAN_COLUMNS = ["id", "reviewer", "decision", "reason", "note", "date"]
 CONSENSUS = "consensus"
 _PROTOCOL_DESIGNS = {"rct_protocol", "registry_entry"}
@@ -115,6 +115,7 @@ def apply_study_links(rows: list[dict[str, Any]]) -> None:
             for row in included:
                 if row is not primary:
                     row.update(decision="exclude", reason="duplicate_report",
+                               report_of=primary["cluster_id"],
                                evidence=f"{row['evidence']} | another report of study "
                                         f"{row['study_id']}, counted as {primary['cluster_id']}")
     included_all = [r for r in rows if r["decision"] == "include"]
@@ -129,6 +130,7 @@ def apply_study_links(rows: list[dict[str, Any]]) -> None:
             how = "title and authors of the main report"
         if main:
             row["evidence"] += f" | main report of the trial: {main[0]['cluster_id']} ({how})"
+            row["report_of"] = main[0]["cluster_id"]
         else:
             row.update(decision="uncertain", reason="none",
                        doubt=f"a {row['design'].replace('_', ' ')} whose main trial report is "
