@@ -42,27 +42,36 @@ def verify_chain(entries: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def verify_run(folder: Path) -> tuple[list[str], int]:
-    """Check every artifact listed in a run's manifest against its SHA-256."""
+def verify_run(folder: Path, root: Path) -> tuple[list[str], int]:
+    """Check every artifact and every input named in a run's manifest against its SHA-256."""
     manifest_path = folder / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         return [f"{manifest_path}: unreadable manifest ({exc})"], 0
     problems = []
-    artifacts = manifest.get("artifacts", {})
-    for name, digest in sorted(artifacts.items()):
-        path = folder / name
-        if not path.exists():
-            problems.append(f"{path}: listed in the manifest but missing")
-        elif sha256_file(path) != digest:
-            problems.append(f"{path}: SHA-256 differs from the manifest (changed after the run)")
+    checked = 0
+    for name, digest in sorted(manifest.get("artifacts", {}).items()):
+        checked += 1
+        problems.extend(_check(folder / name, digest, "SHA-256 differs from the manifest "
+                                                      "(changed after the run)"))
     for source in manifest.get("search", []):
+        if source.get("file") and source.get("sha256"):
+            checked += 1
+            problems.extend(_check(root / source["file"], source["sha256"],
+                                   "input file differs from the one the run read"))
         for raw in source.get("raw_files", []):
-            path = folder.parents[1] / raw["path"] if "path" in raw else None
-            if path is not None and path.exists() and sha256_file(path) != raw.get("sha256"):
-                problems.append(f"{path}: raw response differs from its recorded SHA-256")
-    return problems, len(artifacts)
+            if source.get("raw_dir") and raw.get("path") and raw.get("sha256"):
+                checked += 1
+                problems.extend(_check(root / source["raw_dir"] / raw["path"], raw["sha256"],
+                                       "raw response differs from the one archived"))
+    return problems, checked
+
+
+def _check(path: Path, digest: str, what: str) -> list[str]:
+    if not path.exists():
+        return [f"{path}: listed in the manifest but missing"]
+    return [] if sha256_file(path) == digest else [f"{path}: {what}"]
 
 
 def verify(paths: ReviewPaths) -> AuditReport:
@@ -75,7 +84,7 @@ def verify(paths: ReviewPaths) -> AuditReport:
     if paths.runs_dir.exists():
         for folder in sorted(p for p in paths.runs_dir.iterdir()
                              if p.is_dir() and not p.name.endswith(".partial")):
-            problems, files = verify_run(folder)
+            problems, files = verify_run(folder, paths.root)
             report.problems.extend(problems)
             report.files += files
             report.runs += 1

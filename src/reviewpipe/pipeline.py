@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,21 @@ def run_review(root: str | Path, review_id: str, *, live: bool = False,
         except BaseException:
             store.finish_run(run.run_id, "failed")
             raise
+        write_decision_log(store, run)
         finish_run(paths, run)
         store.finish_run(run.run_id, "complete")
     return run
+
+
+def write_decision_log(store: Store, run: Run) -> None:
+    """The run's entries of the hash-chained decision log, as ``decisions.jsonl``.
+
+    Like the manifest, this file records where the run sits in the review's history (each
+    entry names the hash before it), so it differs between two runs of the same inputs.
+    """
+    entries = [e for e in store.decision_log() if e["run_id"] == run.run_id]
+    run.write_text("decisions.jsonl", "".join(
+        json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries))
 
 
 def run_stage(root: str | Path, review_id: str, stage: str, *, run_id: str | None = None,
@@ -101,8 +114,11 @@ def run_stage(root: str | Path, review_id: str, stage: str, *, run_id: str | Non
             except BaseException:
                 store.finish_run(run.run_id, "failed")
                 raise
+            write_decision_log(store, run)
             finish_run(paths, run)
             store.finish_run(run.run_id, "complete")
             return run, result
         run = open_run(paths, run_id)
-        return run, function(protocol, store, run)
+        result = function(protocol, store, run)
+        write_decision_log(store, run)
+        return run, result

@@ -8,6 +8,8 @@ and names the doubt, so a human decides; it never excludes on a guess.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -95,6 +97,8 @@ def decide(record: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
         "p_rct": round(design.p_rct, 4), "decided_by": design.actor, "evidence": evidence,
         "doubt": "; ".join(doubts), "title": record.get("title", ""),
         "year": record.get("year") or "", "_has_pmid": bool(record.get("pmid")),
+        "_inputs": hashlib.sha256(json.dumps(record, sort_keys=True, ensure_ascii=False)
+                                  .encode("utf-8")).hexdigest(),
         "_has_doi": bool(record.get("doi")),
         "_english": (record.get("language") or "en").lower() in ("en", "eng"),
         "_abstract_len": len(record.get("abstract") or ""),
@@ -299,7 +303,9 @@ def screen(protocol: Protocol, store: Store, run: Run) -> StageResult:
          r["evidence"]) for r in rows))
     store.append_decisions(run.run_id, (
         {"subject": r["cluster_id"], "stage": "screen", "decision": r["decision"],
-         "reason": r["reason"], "evidence": r["evidence"], "actor": r["decided_by"]}
+         "reason": r["reason"], "evidence": r["evidence"],
+         "actor": r["decided_by"] if r["decided_by"].startswith(("human", "conflict"))
+         else f"{r['decided_by']} p_rct={r['p_rct']}", "inputs_sha256": r["_inputs"]}
         for r in rows))
     counts: dict[str, Any] = {"screened": len(rows)}
     for decision in DECISIONS:

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from reviewpipe.dedupe import load_canonical
-from reviewpipe.pipeline import check_reviewer_files, open_review, stage_functions
+from reviewpipe.pipeline import (
+    check_reviewer_files,
+    open_review,
+    stage_functions,
+    write_decision_log,
+)
 from reviewpipe.readers import read_records
 from reviewpipe.records import Record
 from reviewpipe.runs import (
@@ -128,6 +133,7 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
         if run is not None:
             run.manifest["update"] = {"mindate": mindate, "maxdate": maxdate,
                                       "new_records": len(new), "needs_human": needs_human}
+            write_decision_log(store, run)
             finish_run(paths, run)
             store.finish_run(run.run_id, "complete")
             report_dir = run.dir
