@@ -180,6 +180,18 @@ def test_audit_verify_and_explain(project: Path, finished: Path) -> None:
     assert data["record_id"] == record_id
     assert data["screening"]["cluster_id"] == records[0]["cluster_id"]
     assert any(s["cluster_id"] == data["cluster_id"] for s in screening)
+    bundle = runner.invoke(cli, ["audit", "bundle", "--review", REVIEW, "--root", str(project)])
+    assert bundle.exit_code == 0, bundle.output
+    import zipfile
+
+    zip_path = Path(bundle.stdout.strip())
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert {"protocol/dry-needling-pf.toml", "run/screening.csv", "run/prisma.json",
+            "decision_log.jsonl", "environment.lock", "SHA256SUMS",
+            "inputs/data/snapshots/dry-needling-pf/pubmed.xml"} <= set(names)
+    again = runner.invoke(cli, ["audit", "bundle", "--review", REVIEW, "--root", str(project),
+                                "--output", str(zip_path.with_name("again.zip"))])
+    assert zip_path.with_name("again.zip").read_bytes() == zip_path.read_bytes(), again.output
     (finished / "screening.csv").write_text("tampered\n", encoding="utf-8")
     bad = runner.invoke(cli, ["audit", "verify", "--review", REVIEW, "--root", str(project)])
     assert bad.exit_code == 1

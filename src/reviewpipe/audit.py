@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,3 +124,68 @@ def explain(paths: ReviewPaths, record_id: str, run_id: str | None = None) -> di
         "decision_log": [{k: e[k] for k in ("seq", "stage", "decision", "reason", "actor",
                                              "hash")} for e in log],
     }
+
+
+def bundle(paths: ReviewPaths, protocol_path: Path, output: Path | None = None,
+           run_id: str | None = None) -> Path:
+    """One zip an auditor can take away: protocol, searches, raw inputs, hashes, the decision
+    log, thresholds, model card, environment lock and PRISMA counts of a run.
+
+    Members are written in a fixed order with a fixed timestamp, so the same run gives the
+    same archive.
+    """
+    import zipfile
+    from importlib import metadata
+
+    run = open_run(paths, run_id)
+    output = output or paths.review_dir / f"audit-{run.run_id}.zip"
+    members: list[tuple[str, bytes]] = [("protocol/" + protocol_path.name,
+                                         protocol_path.read_bytes())]
+    for sibling in sorted(protocol_path.parent.glob(f"{paths.review_id}.*.csv")):
+        members.append(("protocol/" + sibling.name, sibling.read_bytes()))
+    for artifact in sorted(p for p in run.dir.rglob("*") if p.is_file()):
+        members.append((f"run/{artifact.relative_to(run.dir).as_posix()}",
+                        artifact.read_bytes()))
+    for source in run.manifest.get("search", []):
+        if source.get("file"):
+            path = paths.root / source["file"]
+            if path.exists():
+                members.append((f"inputs/{source['file']}", path.read_bytes()))
+        for raw in source.get("raw_files", []):
+            path = paths.root / source.get("raw_dir", "") / raw.get("path", "")
+            if source.get("raw_dir") and path.is_file():
+                members.append((f"inputs/{source['raw_dir']}/{raw['path']}", path.read_bytes()))
+    with Store.open(paths.store) as store:
+        log = store.decision_log()
+    members.append(("decision_log.jsonl", "".join(
+        json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in log).encode()))
+    lock = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    members.append(("environment.lock", ("\n".join(lock) + "\n").encode()))
+    from reviewpipe.design import RULES_VERSION
+
+    card = {"design_rules": RULES_VERSION, "thresholds": run.manifest.get("protocol", {})}
+    try:
+        from importlib import resources
+
+        model_card = resources.files("reviewpipe").joinpath("data/design_model_card.md")
+        if model_card.is_file():
+            members.append(("model_card.md", model_card.read_bytes()))
+    except (ModuleNotFoundError, FileNotFoundError):
+        pass
+    members.append(("models.json", json.dumps(card, indent=2, sort_keys=True).encode()))
+    hashes = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+                     for name, data in members)
+    members.append(("SHA256SUMS", hashes.encode()))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temp = output.with_name(output.name + ".tmp")
+    with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        seen: set[str] = set()
+        for name, data in members:
+            if name in seen:
+                continue
+            seen.add(name)
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    temp.replace(output)
+    return output

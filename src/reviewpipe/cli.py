@@ -295,5 +295,21 @@ def audit_explain(review_id: str, root: Path, run_id: str | None, record_id: str
     click.echo(json.dumps(explain(paths, record_id, run_id), indent=2, ensure_ascii=False))
 
 
+@audit.command("bundle", context_settings=CONTEXT)
+@review_options
+@run_option
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the zip (default: data/reviews/ID/audit-RUN_ID.zip).")
+@handle_errors
+def audit_bundle(review_id: str, root: Path, run_id: str | None, output: Path | None) -> None:
+    """Write one zip with the protocol, searches, raw inputs, hashes, decision log, model card,
+    environment lock and PRISMA counts; print its path."""
+    from reviewpipe.audit import bundle
+    from reviewpipe.pipeline import open_review
+
+    protocol, paths = open_review(root, review_id)
+    click.echo(str(bundle(paths, protocol.path, output, run_id)))
+
+
 def main() -> None:
     cli(prog_name="reviewpipe")
