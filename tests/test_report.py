@@ -57,3 +57,33 @@ def test_report_renders_in_headless_chromium_without_console_errors(report: Path
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
     assert console == []
+
+
+def test_exports_for_other_tools(report: Path) -> None:
+    import csv
+    import io
+    import zipfile
+
+    import rispy
+    from openpyxl import load_workbook
+
+    folder = report.parent
+    screening = list(csv.DictReader(io.StringIO((folder / "screening.csv").read_text())))
+    included = {r["cluster_id"] for r in screening if r["decision"] == "include"}
+    ris = rispy.loads((folder / "included.ris").read_text(encoding="utf-8"))
+    assert {entry["id"] for entry in ris} == included
+    asreview = list(csv.DictReader(io.StringIO((folder / "asreview.csv").read_text())))
+    assert len(asreview) == len(screening)
+    labels = {row["cluster_id"]: row["included"] for row in asreview}
+    for row in screening:
+        assert labels[row["cluster_id"]] == {"include": "1", "exclude": "0"}.get(
+            row["decision"], "")
+    book = load_workbook(folder / "outcomes.xlsx")
+    assert book.sheetnames == ["studies", "outcomes", "effects"]
+    outcomes = list(csv.DictReader(io.StringIO((folder / "outcomes.csv").read_text())))
+    assert book["outcomes"].max_row == len(outcomes) + 1
+    assert all(i.date_time == (1980, 1, 1, 0, 0, 0)
+               for i in zipfile.ZipFile(folder / "outcomes.xlsx").infolist())
+    revman = list(csv.DictReader(io.StringIO((folder / "revman.csv").read_text())))
+    assert revman and {r["data_type"] for r in revman} <= {"continuous",
+                                                           "generic inverse variance"}

@@ -42,11 +42,27 @@ def report(protocol: Protocol, store: Store, run: Run) -> StageResult:
     changes = _changes(store, run, screening)
     page = render_report(protocol, run, search_info, counts, screening, changes)
     run.write_text("report.html", page)
+    outputs = ("prisma.json", "report.html", *write_exports(run, screening))
     summary = {"included_studies": counts["included"]["studies"],
                "awaiting_human": counts["awaiting_human"], "changed": len(changes)}
-    outputs = ("prisma.json", "report.html")
     run.record_stage("report", counts=summary, outputs=outputs)
     return StageResult("report", summary, outputs)
+
+
+def write_exports(run: Run, screening: list[dict[str, str]]) -> tuple[str, ...]:
+    """outcomes.xlsx, included.ris and asreview.csv beside the report."""
+    from reviewpipe.dedupe import load_canonical
+    from reviewpipe.exports import asreview_csv, included_ris, outcomes_xlsx
+
+    canonical = load_canonical(run)
+    included = {s["cluster_id"] for s in screening if s["decision"] == "include"}
+    run.write_bytes("outcomes.xlsx", outcomes_xlsx(_maybe_csv(run, "outcomes.csv"),
+                                                   _maybe_csv(run, "studies.csv"),
+                                                   _maybe_csv(run, "effects.csv")))
+    run.write_text("included.ris", included_ris(
+        [c for c in canonical if c["cluster_id"] in included]))
+    run.write_text("asreview.csv", asreview_csv(canonical, screening))
+    return ("outcomes.xlsx", "included.ris", "asreview.csv")
 
 
 def render_report(protocol: Protocol, run: Run, search_info: dict[str, Any],

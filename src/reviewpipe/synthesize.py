@@ -30,6 +30,10 @@ STUDY_EFFECT_COLUMNS = ["comparison", "outcome", "time_window", "measure", "valu
                         "variance", "ci_low", "ci_high", "basis"]
 SENSITIVITY_COLUMNS = ["comparison", "outcome", "time_window", "measure", "value_type", "omitted",
                        "k", "estimate", "ci_low", "ci_high", "i2", "model"]
+# RevMan 5 data entry: continuous outcomes by arm, or generic inverse variance (estimate, SE).
+REVMAN_COLUMNS = ["comparison", "outcome", "subgroup", "study", "data_type",
+                  "experimental_mean", "experimental_sd", "experimental_total", "control_mean",
+                  "control_sd", "control_total", "estimate", "se"]
 _SHAM = re.compile(r"\b(?:sham|placebo)\b", re.I)
 
 
@@ -47,6 +51,8 @@ class StudyEffect:
     estimate: float
     variance: float
     basis: str
+    # (mean, sd, n) of the intervention and control arms, when the effect came from them.
+    arms: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
 
     @property
     def ci(self) -> tuple[float, float]:
@@ -204,15 +210,31 @@ def _arm_effects(a: dict[str, str], b: dict[str, str], arm_n: dict[tuple[str, st
                  f"({a.get('source')} {a.get('span')}; {b.get('source')} {b.get('span')})"
                  f"{assumed}")
         md, var = mean_difference(m1 * factor, s1 * factor, n1, m2 * factor, s2 * factor, n2)
+        arms = ((m1, s1, n1), (m2, s2, n2))
         out.append(StudyEffect(comparison=comparison, measure=md_measure, value_type=value_type,
-                               estimate=md, variance=var, basis=basis, **common))
+                               estimate=md, variance=var, basis=basis, arms=arms, **common))
         g, gvar = hedges_g(m1, s1, n1, m2, s2, n2)
         if common["instrument"] in higher_is_better(protocol):
             g = -g  # aligned: a negative SMD favours dry needling on every instrument
         out.append(StudyEffect(comparison=comparison, measure="SMD (Hedges' g)",
                                value_type=value_type, estimate=g, variance=gvar, basis=basis,
-                               **common))
+                               arms=arms, **common))
     return out
+
+
+def _revman_row(effect: StudyEffect) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "comparison": effect.comparison, "outcome": f"{effect.outcome}: {effect.measure}",
+        "subgroup": f"{effect.time_window} ({effect.value_type})", "study": effect.label}
+    if effect.arms:
+        (m1, s1, n1), (m2, s2, n2) = effect.arms
+        row.update(data_type="continuous", experimental_mean=f"{m1:g}",
+                   experimental_sd=f"{s1:g}", experimental_total=f"{n1:g}",
+                   control_mean=f"{m2:g}", control_sd=f"{s2:g}", control_total=f"{n2:g}")
+    else:
+        row.update(data_type="generic inverse variance", estimate=_fmt(effect.estimate),
+                   se=_fmt(math.sqrt(effect.variance)))
+    return row
 
 
 def _fmt(value: float | None) -> str:
@@ -233,7 +255,7 @@ def synthesize(protocol: Protocol, store: Store, run: Run) -> StageResult:
                        e.timepoint_weeks > effect.timepoint_weeks]
         if not any(e.cluster_id == effect.cluster_id for e in groups[key]):
             groups[key].append(effect)
-    rows, sensitivity, used, forests = [], [], [], {}
+    rows, sensitivity, used, forests, revman = [], [], [], {}, []
     for key in sorted(groups):
         members = sorted(groups[key], key=lambda e: e.cluster_id)
         comparison, outcome, window, measure, value_type = key
@@ -260,14 +282,17 @@ def synthesize(protocol: Protocol, store: Store, run: Run) -> StageResult:
             used.append({**e.__dict__, "estimate": _fmt(e.estimate),
                          "variance": _fmt(e.variance), "ci_low": _fmt(low),
                          "ci_high": _fmt(high)})
+            if not measure.startswith("SMD"):
+                revman.append(_revman_row(e))
     for name, svg in sorted(forests.items()):
         run.write_text(f"forest/{name}.svg", svg)
     run.write_csv("effects.csv", EFFECT_COLUMNS, rows)
     run.write_csv("study_effects.csv", STUDY_EFFECT_COLUMNS, used)
     run.write_csv("sensitivity.csv", SENSITIVITY_COLUMNS, sensitivity)
+    run.write_csv("revman.csv", REVMAN_COLUMNS, revman)
     counts = {"analyses": len(groups), "study_effects": len(used),
               "studies_pooled": len({e["cluster_id"] for e in used})}
-    outputs = ("effects.csv", "study_effects.csv", "sensitivity.csv",
+    outputs = ("effects.csv", "study_effects.csv", "sensitivity.csv", "revman.csv",
                *(f"forest/{name}.svg" for name in sorted(forests)))
     run.record_stage("synthesize", counts=counts, outputs=outputs)
     return StageResult("synthesize", counts, outputs)
