@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,25 +63,33 @@ def run_review(root: str | Path, review_id: str, *, live: bool = False,
     protocol, paths = open_review(root, review_id)
     check_reviewer_files(protocol)
     functions = stage_functions()
-    with Store.open(paths.store) as store:
-        run = new_run(paths, protocol_path=protocol.path, protocol_sha256=protocol.sha256,
-                      seed=protocol.seed, live=live)
-        store.start_run(run.run_id, protocol.sha256, live)
-        try:
-            for name in STAGES:
-                options: dict[str, Any] = {}
-                if name == "search":
-                    options = {"live": live, "environ": environ, "progress": progress}
-                result = functions[name](protocol, store, run, **options)
-                if on_stage:
-                    on_stage(result)
-        except BaseException:
-            store.finish_run(run.run_id, "failed")
-            raise
-        write_decision_log(store, run)
-        finish_run(paths, run)
-        store.finish_run(run.run_id, "complete")
+    with Store.open(paths.store) as store, started_run(protocol, paths, store, live) as run:
+        for name in STAGES:
+            options: dict[str, Any] = {}
+            if name == "search":
+                options = {"live": live, "environ": environ, "progress": progress}
+            result = functions[name](protocol, store, run, **options)
+            if on_stage:
+                on_stage(result)
     return run
+
+
+@contextmanager
+def started_run(protocol: Protocol, paths: ReviewPaths, store: Store, live: bool
+                ) -> Iterator[Run]:
+    """A new run folder; completed (log written, renamed, ``latest`` moved) when the block
+    succeeds, marked failed in the store and left ``.partial`` when it raises."""
+    run = new_run(paths, protocol_path=protocol.path, protocol_sha256=protocol.sha256,
+                  seed=protocol.seed, live=live)
+    store.start_run(run.run_id, protocol.sha256, live)
+    try:
+        yield run
+    except BaseException:
+        store.finish_run(run.run_id, "failed")
+        raise
+    write_decision_log(store, run)
+    finish_run(paths, run)
+    store.finish_run(run.run_id, "complete")
 
 
 def write_decision_log(store: Store, run: Run) -> None:
@@ -105,18 +114,9 @@ def run_stage(root: str | Path, review_id: str, stage: str, *, run_id: str | Non
     function = stage_functions()[stage]
     with Store.open(paths.store) as store:
         if stage == "search":
-            run = new_run(paths, protocol_path=protocol.path, protocol_sha256=protocol.sha256,
-                          seed=protocol.seed, live=live)
-            store.start_run(run.run_id, protocol.sha256, live)
-            try:
+            with started_run(protocol, paths, store, live) as run:
                 result = function(protocol, store, run, live=live, environ=environ,
                                   progress=progress)
-            except BaseException:
-                store.finish_run(run.run_id, "failed")
-                raise
-            write_decision_log(store, run)
-            finish_run(paths, run)
-            store.finish_run(run.run_id, "complete")
             return run, result
         run = open_run(paths, run_id)
         result = function(protocol, store, run)

@@ -21,12 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reviewpipe.dedupe import load_canonical
-from reviewpipe.pipeline import (
-    check_reviewer_files,
-    open_review,
-    stage_functions,
-    write_decision_log,
-)
+from reviewpipe.pipeline import check_reviewer_files, open_review, stage_functions, started_run
 from reviewpipe.readers import read_records
 from reviewpipe.records import Record
 from reviewpipe.runs import (
@@ -34,8 +29,6 @@ from reviewpipe.runs import (
     Run,
     atomic_write,
     dumps,
-    finish_run,
-    new_run,
     open_run,
 )
 from reviewpipe.search import load_records, write_search
@@ -118,25 +111,21 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
                 f"{maxdate}, entrez date)", "count": len(new), "hits": found.count}
         run = None
         if new:
-            run = _run_update(protocol, store, paths, previous, list(new.values()), info)
+            with started_run(protocol, paths, store, live=True) as run:
+                _stages_with_new(protocol, store, run, previous, list(new.values()), info)
+                trials = _new_trials(run, {f"{UPDATE_SOURCE}:{p}" for p in new})
+                needs_human = sum(t["needs_human"] == "yes" for t in trials) + len(watch)
+                for name, data in _reports(trials, watch, mindate, maxdate, found.count,
+                                           len(new)).items():
+                    run.write_bytes(name, data)
+                run.manifest["update"] = {"mindate": mindate, "maxdate": maxdate,
+                                          "new_records": len(new), "needs_human": needs_human}
             report_dir = run.dir
         else:
             report_dir = paths.review_dir / "update"
-        trials = _new_trials(run, {f"{UPDATE_SOURCE}:{p}" for p in new}) if run else []
-        needs_human = sum(row["needs_human"] == "yes" for row in trials) + len(watch)
-        reports = _reports(trials, watch, mindate, maxdate, found.count, len(new))
-        for name, data in reports.items():
-            if run is not None:
-                run.write_bytes(name, data)
-            else:
+            needs_human = len(watch)
+            for name, data in _reports([], watch, mindate, maxdate, found.count, 0).items():
                 atomic_write(report_dir / name, data)
-        if run is not None:
-            run.manifest["update"] = {"mindate": mindate, "maxdate": maxdate,
-                                      "new_records": len(new), "needs_human": needs_human}
-            write_decision_log(store, run)
-            finish_run(paths, run)
-            store.finish_run(run.run_id, "complete")
-            report_dir = run.dir
         store.record_update(searched_at=found.searched_at, mindate=mindate, maxdate=maxdate,
                             count=found.count, new_records=len(new),
                             run_id=run.run_id if run else None, needs_human=needs_human)
@@ -146,27 +135,19 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
                         run=run)
 
 
-def _run_update(protocol: Any, store: Store, paths: Any, previous: Run, new: list[Record],
-                info: dict[str, Any]) -> Run:
-    """A new run: the previous records plus the new ones, through every later stage."""
-    run = new_run(paths, protocol_path=protocol.path, protocol_sha256=protocol.sha256,
-                  seed=protocol.seed, live=True)
-    store.start_run(run.run_id, protocol.sha256, True)
-    try:
-        sources = [s for s in previous.manifest.get("search", []) if s["source"] != UPDATE_SOURCE]
-        carried = [r for r in load_records(previous) if r.source != UPDATE_SOURCE]
-        earlier = [r for r in load_records(previous) if r.source == UPDATE_SOURCE]
-        if earlier:  # records found by earlier updates stay, under one combined source
-            new = earlier + [r for r in new if r.pmid not in {e.pmid for e in earlier}]
-            info = {**info, "count": len(new), "earlier_updates": len(earlier)}
-        write_search(store, run, protocol.review_id, carried + new, [*sources, info], live=True)
-        functions = stage_functions()
-        for name in STAGES[1:]:
-            functions[name](protocol, store, run)
-    except BaseException:
-        store.finish_run(run.run_id, "failed")
-        raise
-    return run
+def _stages_with_new(protocol: Any, store: Store, run: Run, previous: Run,
+                     new: list[Record], info: dict[str, Any]) -> None:
+    """Write the previous records plus the new ones into ``run`` and run every later stage."""
+    sources = [s for s in previous.manifest.get("search", []) if s["source"] != UPDATE_SOURCE]
+    carried = [r for r in load_records(previous) if r.source != UPDATE_SOURCE]
+    earlier = [r for r in load_records(previous) if r.source == UPDATE_SOURCE]
+    if earlier:  # records found by earlier updates stay, under one combined source
+        new = earlier + [r for r in new if r.pmid not in {e.pmid for e in earlier}]
+        info = {**info, "count": len(new), "earlier_updates": len(earlier)}
+    write_search(store, run, protocol.review_id, carried + new, [*sources, info], live=True)
+    functions = stage_functions()
+    for name in STAGES[1:]:
+        functions[name](protocol, store, run)
 
 
 def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
