@@ -135,13 +135,17 @@ def search(review_id: str, root: Path, live: bool) -> None:
 @run_option
 @click.option("--input", "inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Dedupe these export files (RIS, MEDLINE, PubMed XML, CSV) instead of a "
-                   "review's run. Repeat for several files.")
+                   "review's run: --input FILE [FILE ...].")
+@click.argument("more_inputs", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="With --input: write record_id,cluster_id rows here (default: stdout).")
 @handle_errors
 def dedupe(review_id: str, root: Path, run_id: str | None, inputs: tuple[Path, ...],
-           output: Path | None) -> None:
+           more_inputs: tuple[Path, ...], output: Path | None) -> None:
     """Cluster duplicate records (clusters.csv, merge_log.csv, dedupe_review.csv)."""
+    if more_inputs and not inputs:
+        raise click.UsageError("files given without --input; use --input FILE [FILE ...]")
+    inputs = (*inputs, *more_inputs)
     if inputs:
         from reviewpipe.dedupe import dedupe_files
 
