@@ -26,12 +26,13 @@ with gzip.open(sys.argv[1], "rt", encoding="utf-8", newline="") as handle:
     rows = list(csv.DictReader(handle))
 items = [(r["title"], r["abstract"], [t for t in r["publication_types"].split(";") if t])
          for r in rows]
-from reviewpipe.design import classify_many, text_model_scores
-text_model_scores(["warm up"])
+from reviewpipe.design import classify_many, text_model
+text_model()
 start = time.perf_counter()
 designs = classify_many(items)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 labels = Counter(d.label for d in designs)
 print(json.dumps({"n": len(items), "seconds": seconds, "peak_mb": peak,
                   "labels": dict(labels.most_common())}))
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     result = json.loads(done.stdout)
     rate = result["n"] / result["seconds"]
     print(f"classify-design on {result['n']:,} real abstracts: {result['seconds']:.2f} s, "
-          f"{rate:,.0f} records/s (goal >= 10,000), peak memory {result['peak_mb']:.0f} MB")
+          f"{rate:,.0f} records/s (goal >= 10,000), peak memory {result['peak_mb']:.0f} MB "
+          "(largest process)")
     print("designs: " + ", ".join(f"{k} {v:,}" for k, v in result["labels"].items()))
     return 0 if rate >= 10_000 else 1
 

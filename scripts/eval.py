@@ -18,7 +18,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 EVALUATIONS = [
     ("dedupe", "eval_dedupe.py", "pairwise P/R/F1: corpus work_ids and bib_dedupe_benchmark"),
     ("screen", "eval_screen.py", "bundled review vs the corpus labels"),
-    ("design", "train_design_model.py", "RCT design model on the benchmark's test split"),
+    ("design", "eval_design.py", "RCT design model on the benchmark's test split"),
     ("extract", "eval_extract.py", "outcome extraction vs outcome_facts"),
 ]
 
@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(not available: scripts/{script} is missing)")
             failed.append(name)
             continue
-        extra = ["--evaluate-only"] if script == "train_design_model.py" else []
-        done = subprocess.run([sys.executable, str(path), "--shared", str(args.shared), *extra],
+        done = subprocess.run([sys.executable, str(path), "--shared", str(args.shared)],
                               check=False)
         if done.returncode != 0:
             failed.append(name)

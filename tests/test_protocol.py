@@ -39,7 +39,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize(("old", "new", "key", "message"), [
     ("[screen]\n", "[screen]\nthreshold = 0.3\n", "screen.threshold", "unknown key"),
-    ("rct_threshold = 0.5", "rct_threshold = 1.5", "screen.rct_threshold",
+    ("[screen]\n", "[screen]\nrct_threshold = 1.5\n", "screen.rct_threshold",
      "must be in the range [0.0, 1.0]. Got 1.5 instead."),
     ('datetype = "pdat"', 'datetype = "published"', "search.pubmed.datetype",
      "must be one of pdat, edat, mdat. Got 'published'."),
@@ -50,8 +50,8 @@ def _write(tmp_path: Path, text: str) -> Path:
     ('id = "dry-needling-pf"', 'id = "Dry Needling"', "review.id",
      "must be lower-case letters"),
     ('seed = 20241031', 'seed = "x"', "review.seed", "must be an integer"),
-    ('uncertain_band = [0.2, 0.5]', 'uncertain_band = [0.6, 0.5]', "screen.uncertain_band",
-     "must satisfy"),
+    ("[screen]\n", "[screen]\nrct_threshold = 0.005\n", "screen.uncertain_from",
+     "must not be above rct_threshold"),
 ])
 def test_bad_values_name_file_and_key(tmp_path: Path, old: str, new: str, key: str,
                                       message: str) -> None:
@@ -81,8 +81,8 @@ def test_cli_bad_protocol_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) 
     path = _write(tmp_path, text)
     result = CliRunner().invoke(cli, ["run", "--review", REVIEW, "--root", str(tmp_path)])
     assert result.exit_code == 2
-    expected = (f"Error: {path}: 'screen.foo': unknown key (allowed here: rct_threshold, "
-                "uncertain_band)\n")
+    expected = (f"Error: {path}: 'screen.foo': unknown key (allowed here: include_from, "
+                "rct_threshold, uncertain_from)\n")
     assert result.stderr == expected
     assert result.stdout == ""
     assert not (tmp_path / "data").exists()

@@ -239,3 +239,39 @@ def test_ranking_learns_from_human_decisions() -> None:
     assert rank_for_human(labelled, [1, 1, 0, 0], pending, [0.9, 0.1], random_state=0) == scores
     # Cold start (one class only): the machine's own scores rank.
     assert rank_for_human(labelled[:2], [1, 1], pending, [0.9, 0.1]) == [0.9, 0.1]
+
+
+def test_classify_design_cli_on_a_csv(tmp_path: Path) -> None:
+    source = tmp_path / "records.csv"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "title", "abstract", "publication_types"])
+        writer.writerow(["1", RCT["title"], RCT["abstract"], ""])
+        writer.writerow(["2", PROTOCOL_PAPER["title"], PROTOCOL_PAPER["abstract"],
+                         "Journal Article;Randomized Controlled Trial"])
+        writer.writerow(["3", CASE["title"], CASE["abstract"], ""])
+    out = tmp_path / "designs.csv"
+    result = CliRunner().invoke(cli, ["classify-design", "--input", str(source), "--output",
+                                      str(out)])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    assert [r["design"] for r in rows] == ["rct", "rct_protocol", "case_report"]
+    assert float(rows[0]["p_rct"]) > 0.9 and float(rows[2]["p_rct"]) < 0.1
+    assert rows[1]["publication_types"] == "Journal Article;Randomized Controlled Trial"
+
+
+def test_classify_design_cli_refuses_a_csv_without_abstracts(tmp_path: Path) -> None:
+    source = tmp_path / "bad.csv"
+    source.write_text("id,title\n1,A trial\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["classify-design", "--input", str(source), "--output",
+                                      str(tmp_path / "out.csv")])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {source}:1: missing column(s) abstract\n"
+
+
+def test_parallel_classification_equals_serial() -> None:
+    from reviewpipe.design import classify_many
+
+    items = [(r["title"], r["abstract"], r["publication_types"])
+             for r in (RCT, NECK, LASER, PROTOCOL_PAPER, REGISTRY, REVIEW_PAPER, CASE)] * 3
+    assert classify_many(items, workers=2) == classify_many(items, workers=1)

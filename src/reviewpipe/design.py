@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reviewpipe.errors import InputError
 
@@ -25,11 +28,13 @@ RULES_VERSION = "design-rules-v1"
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+    # Patterns are matched against lower-cased text: no IGNORECASE, which is several times
+    # slower on long abstracts.
+    return re.compile(pattern)
 
 
 # Ordered: the first cue that fires decides. Each is (label, pattern, where) with where in
-# title / text (title + abstract).
+# title / text (title + abstract); _TRIGGERS below lets most records skip most patterns.
 _CUES: list[tuple[str, re.Pattern[str], str]] = [
     ("registry_entry", _rx(r"\b(?:registry record|trial registration record|study type:\s*"
                            r"interventional|recruitment status|estimated (?:study )?completion"
@@ -64,11 +69,30 @@ _CUES: list[tuple[str, re.Pattern[str], str]] = [
 _RCT_TEXT = _rx(r"(?<!\bno )(?<!\bnot )(?<!\bwithout )\brandomi[sz]ed "
                 r"(?:controlled |clinical |placebo-controlled |sham-controlled )?(?:trial|study)\b"
                 r"|\brandomly (?:allocated|assigned|divided)\b"
-                r"|\brandomi[sz]ed (?:into|to)\b|\brandomi[sz]ation\b|\bRCT\b")
+                r"|\brandomi[sz]ed (?:into|to)\b|\brandomi[sz]ation\b|\brct\b")
 _NONRANDOM_TEXT = _rx(r"\bnon-?randomi[sz]ed\b|\bquasi-?experimental\b|\bcohort\b"
                       r"|\bretrospective\b|\bcross-?sectional\b|\bobservational\b"
                       r"|\bpre-?post\b|\bbefore[- ]and[- ]after\b|\bsingle[- ]group\b"
                       r"|\bsingle[- ]arm\b|\bcase[- ]control\b|\bpilot study\b")
+# Substrings one of which every match of the cue with the same index contains.
+_TRIGGERS: list[tuple[str, ...]] = [
+    ("registry", "registration", "study type", "recruitment", "estimated"),
+    ("protocol",),
+    ("will be", "this protocol", "study protocol"),
+    ("review", "analys"),
+    ("searched", "this review", "this systematic", "this meta"),
+    ("review", "current concepts"),
+    ("secondary", "hoc", "cost", "economic", "group analysis"),
+    ("this secondary", "this post", "this economic", "alongside"),
+    ("presentation", "abstract", "presented at"),
+    ("case",),
+    ("delphi", "consensus", "survey", "qualitative", "interview", "cross-sectional", "cadaver",
+     "guideline"),
+]
+_RCT_TRIGGERS = ("random", "rct")
+_NONRANDOM_TRIGGERS = ("random", "experimental", "cohort", "retrospective", "sectional",
+                       "observational", "pre-post", "prepost", "pre post", "before", "single",
+                       "control", "pilot")
 _PT_MAP = [
     ("registry_entry", {"registry record"}),
     ("rct_protocol", {"clinical trial protocol"}),
@@ -85,10 +109,14 @@ class Design:
     p_rct: float
     evidence: str
     actor: str = RULES_VERSION
+    # True when the design is stated (a publication type or the text's own words), False when
+    # it rests on the text model alone.
+    stated: bool = True
 
 
 def classify_design(title: str, abstract: str, publication_types: list[str] | None = None,
-                    *, p_text: float | None = None) -> Design:
+                    *, p_text: float | None = None, threshold: float = 0.5,
+                    model: str = "text model") -> Design:
     """Design label, P(RCT report) and the evidence that decided.
 
     Parameters
@@ -96,12 +124,23 @@ def classify_design(title: str, abstract: str, publication_types: list[str] | No
     p_text : float, optional
         A text model's P(RCT) for records without publication types; without it the rules'
         own cue score is used.
+    threshold : float
+        The operating point: a record with no design cue but ``p_text`` at or above it is
+        taken as an RCT report.
+    model : str
+        The text model's name and version, for the evidence.
     """
     types = {t.strip().lower() for t in publication_types or []}
     title = title or ""
     text = f"{title} {abstract or ''}"
-    for label, pattern, where in _CUES:
-        match = pattern.search(title if where == "title" else text)
+    low_title, low_text = title.lower(), text.lower()
+    if len(low_text) != len(text):  # a character whose lower case is longer: quote that
+        text = low_text
+    for (label, pattern, where), triggers in zip(_CUES, _TRIGGERS, strict=True):
+        haystack = low_title if where == "title" else low_text
+        if not any(t in haystack for t in triggers):
+            continue
+        match = pattern.search(haystack)
         if match:
             return Design(label, 0.02, f"text: '{_context(text, match)}'")
     for label, wanted in _PT_MAP:
@@ -110,17 +149,21 @@ def classify_design(title: str, abstract: str, publication_types: list[str] | No
             return Design(label, 0.02, f"publication type: {sorted(hit)[0].title()}")
     if "randomized controlled trial" in types:
         return Design("rct", 0.99, "publication type: Randomized Controlled Trial")
-    nonrandom = _NONRANDOM_TEXT.search(text)
-    rct = _RCT_TEXT.search(text)
-    if nonrandom and (not rct or re.search(r"non-?randomi", nonrandom.group(0), re.I)):
+    nonrandom = _NONRANDOM_TEXT.search(low_text) if any(
+        t in low_text for t in _NONRANDOM_TRIGGERS) else None
+    rct = _RCT_TEXT.search(low_text) if any(t in low_text for t in _RCT_TRIGGERS) else None
+    if nonrandom and (not rct or re.search(r"non-?randomi", nonrandom.group(0))):
         return Design("nonrandomized", 0.05, f"text: '{_context(text, nonrandom)}'")
     if types & {"observational study", "comparative study"} and not rct:
         return Design("nonrandomized", 0.05, "publication type: Observational/Comparative Study")
     if rct:
-        p = p_text if p_text is not None else 0.9
-        return Design("rct", p, f"text: '{_context(text, rct)}'")
-    if p_text is not None and p_text >= 0.5:
-        return Design("rct", p_text, "text model")
+        if p_text is None:
+            return Design("rct", 0.9, f"text: '{_context(text, rct)}'")
+        return Design("rct", p_text, f"text: '{_context(text, rct)}'; {model} "
+                                     f"p={p_text:.3f}", actor=model)
+    if p_text is not None and p_text >= threshold:
+        return Design("rct", p_text, f"{model} p={p_text:.3f} >= {threshold:g}; randomisation "
+                                     "not stated", actor=model, stated=False)
     if not (abstract or "").strip():
         return Design("other", p_text if p_text is not None else 0.3,
                       "no abstract: design not stated in the title")
@@ -151,21 +194,46 @@ def classify_csv(input_path: Path, output_path: Path) -> int:
     return len(rows)
 
 
-def classify_many(items: list[tuple[str, str, list[str]]]) -> list[Design]:
-    """Classify many records; the text model scores them in one batch."""
-    p_text = text_model_scores([f"{t} {a}" for t, a, _ in items])
-    return [classify_design(t, a, pts, p_text=p) for (t, a, pts), p in zip(
-        items, p_text, strict=True)]
+PARALLEL_FROM = 4000  # records; below this a second process costs more than it saves
 
 
-def text_model_scores(texts: list[str]) -> list[float | None]:
-    """P(RCT) from the shipped text model, or None per text when it is not available."""
-    try:
-        from reviewpipe.design_model import load_default_model
-    except ImportError:
-        return [None] * len(texts)
-    model = load_default_model()
-    return [float(p) for p in model.predict_proba(texts)] if texts else []
+def classify_many(items: list[tuple[str, str, list[str]]],
+                  threshold: float | None = None, *, workers: int | None = None
+                  ) -> list[Design]:
+    """Classify many records: the text model and the rules, over ``workers`` processes.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Processes to use (default: one per core for ``PARALLEL_FROM`` records or more). Each
+        gets a contiguous chunk, so the output order is the input order.
+    """
+    model = text_model()
+    cut = model.threshold if threshold is None else threshold
+    workers = workers or (min(os.cpu_count() or 1, 8) if len(items) >= PARALLEL_FROM else 1)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        size = -(-len(items) // workers)
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        # fork: the children share the loaded model instead of loading it again.
+        with multiprocessing.get_context("fork").Pool(len(chunks)) as pool:
+            parts = pool.starmap(_classify_chunk, [(chunk, cut) for chunk in chunks])
+        return [design for part in parts for design in part]
+    return _classify_chunk(items, cut)
+
+
+def _classify_chunk(items: list[tuple[str, str, list[str]]], threshold: float) -> list[Design]:
+    model = text_model()
+    p_text = [float(p) for p in model.predict_proba([f"{t} {a}" for t, a, _ in items])] if (
+        items) else []
+    return [classify_design(t, a, pts, p_text=p, threshold=threshold, model=model.version)
+            for (t, a, pts), p in zip(items, p_text, strict=True)]
+
+
+def text_model() -> Any:
+    """The shipped RCT text model (JSON, no pickle), loaded once per process."""
+    from reviewpipe.design_model import load_default_model
+
+    return load_default_model()
 
 
 def _read_design_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:

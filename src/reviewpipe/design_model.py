@@ -1,11 +1,12 @@
 """P(record reports an RCT) from its title and abstract, shipped as JSON and scored with numpy.
 
-`RCTTextModel` is a scikit-learn estimator: TF-IDF of word n-grams and of ``char_wb`` n-grams
-(lowercase, sublinear tf, l2 norm per block) feeding a logistic regression. `RCTTextModel.to_json`
-writes the vocabularies, idf vectors, coefficients, intercept, params, threshold and model card as
-plain JSON. `from_json` and `load_default_model` rebuild an `RCTScorer` that re-implements the
-TF-IDF transform with numpy and scipy.sparse, so loading a model never unpickles anything and runs
-no code from the file (sklearn's persistence docs: pickles "can execute arbitrary code").
+`RCTTextModel` is a scikit-learn estimator: TF-IDF of word n-grams and, optionally, of
+``char_wb`` n-grams (lowercase, sublinear tf, l2 norm per block) feeding a logistic regression.
+`RCTTextModel.to_json` writes the vocabularies, idf vectors, coefficients, intercept, params,
+threshold and model card as plain JSON. `from_json` and `load_default_model` rebuild an
+`RCTScorer` that re-implements the TF-IDF transform with numpy and scipy.sparse, so loading a
+model never unpickles anything and runs no code from the file (sklearn's persistence docs:
+pickles "can execute arbitrary code").
 
 The text of a record is ``f"{title} {abstract}"`` (see `record_text`), as at training time.
 """
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib import resources
-from itertools import chain, count, repeat
+from itertools import count, repeat
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,11 @@ def record_text(title: str | None, abstract: str | None) -> str:
 
 
 class RCTTextModel(ClassifierMixin, BaseEstimator):
-    """TF-IDF (word + char_wb n-grams) and logistic regression: P(text reports an RCT).
+    """TF-IDF (word, optionally char_wb, n-grams) and logistic regression: P(text is an RCT).
+
+    The defaults are the variant that won the dev-split CV of ``scripts/train_design_model.py``
+    (out-of-fold precision at recall 0.99, among variants fast enough to score >= 10k records/s;
+    see the model card).
 
     Parameters
     ----------
@@ -83,13 +88,13 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
         Minimum document frequency of a word or char n-gram.
     max_features : int or None, default=10000
         Word n-grams kept, by corpus frequency.
-    char_ngram_range : tuple of int or None, default=(3, 5)
+    char_ngram_range : tuple of int or None, default=None
         ``char_wb`` n-gram range, ``1 <= lo <= 3``, ``lo <= hi <= 6``; None for words only.
         ``lo <= 3`` keeps sklearn's short-word special case out of reach (a padded word is
         at least 3 characters), so the numpy scorer reproduces it exactly.
     char_max_features : int or None, default=30000
         Char n-grams kept, by corpus frequency.
-    C : float, default=16.0
+    C : float, default=64.0
         Inverse L2 regularisation strength of the logistic regression.
     class_weight : {"balanced"}, dict or None, default="balanced"
         Passed to `LogisticRegression`.
@@ -127,9 +132,9 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
         ngram_range: tuple[int, int] = (1, 2),
         min_df: int = 2,
         max_features: int | None = 10000,
-        char_ngram_range: tuple[int, int] | None = (3, 5),
+        char_ngram_range: tuple[int, int] | None = None,
         char_max_features: int | None = 30000,
-        C: float = 16.0,
+        C: float = 64.0,
         class_weight: str | dict | None = "balanced",
         max_iter: int = 3000,
         threshold: float = 0.5,
@@ -146,7 +151,8 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
         self.threshold = threshold
         self.random_state = random_state
 
-    def __sklearn_tags__(self):  # noqa: D105
+    def __sklearn_tags__(self):
+        # Raw text in, binary out: sklearn's numeric-array checks do not apply.
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
@@ -155,6 +161,13 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Iterable[str], y: Iterable[Any]) -> RCTTextModel:
         """Fit the vectorizers and the logistic regression on texts ``X`` and binary ``y``.
+
+        Parameters
+        ----------
+        X : iterable of str
+            One text per record, ``record_text(title, abstract)``.
+        y : array-like of shape (n_texts,)
+            Two classes; the larger label (by sort order) is the positive one.
 
         Returns
         -------
@@ -300,7 +313,7 @@ class RCTScorer:
     def __init__(self, payload: Mapping[str, Any], *, source: str = "<dict>") -> None:
         try:
             self._load(payload)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise InputError(source, f"not a valid {FORMAT} model: {exc}") from exc
 
     @classmethod
@@ -334,23 +347,23 @@ class RCTScorer:
         self._word = _WordBlock(payload["word"])
         self._char = None if payload.get("char") is None else _CharBlock(payload["char"])
 
-    def decision_function(self, texts: Iterable[str], *, n_jobs: int | None = None) -> np.ndarray:
+    def decision_function(self, texts: Iterable[str], *, n_jobs: int = 1) -> np.ndarray:
         """Log-odds of an RCT, shape (n_texts,)."""
         texts = _as_texts(texts, "texts")
         workers = _n_jobs(n_jobs)
-        parts = [self._decision_batch(texts[i:i + _BATCH], workers)
-                 for i in range(0, len(texts), _BATCH)]
+        parts = [self._decision_batch(texts[a:b], workers) for a, b in _spans(len(texts), _BATCH)]
         return np.concatenate(parts) if parts else np.zeros(0)
 
-    def predict_proba(self, texts: Iterable[str], *, n_jobs: int | None = None) -> np.ndarray:
+    def predict_proba(self, texts: Iterable[str], *, n_jobs: int = 1) -> np.ndarray:
         """P(RCT) for each text, shape (n_texts,).
 
         Parameters
         ----------
         texts : iterable of str
             ``record_text(title, abstract)`` per record.
-        n_jobs : int, optional
-            Threads; default ``min(2, os.cpu_count())``.
+        n_jobs : int, default=1
+            Threads for the per-chunk numpy work. Word-only models gain nothing from a second
+            one (the Python word split dominates); char n-gram models gain ~10-15%.
         """
         return expit(self.decision_function(texts, n_jobs=n_jobs))
 
@@ -358,15 +371,15 @@ class RCTScorer:
         """``classes[1]`` where P(RCT) >= threshold (default: the file's), else ``classes[0]``."""
         cut = self.threshold if threshold is None else threshold
         p = self.predict_proba(texts)
-        return np.asarray(self.classes, dtype=object)[(p >= cut).astype(int)]
+        return np.asarray(self.classes)[(p >= cut).astype(int)]
 
     def _decision_batch(self, texts: list[str], workers: int) -> np.ndarray:
         words = _Words(texts)
         word_tokens = self._word.tokenise(words.unique)
         char_counts = None if self._char is None else self._char.word_counts(words.unique)
 
-        def score(start: int) -> np.ndarray:
-            stop = min(start + _CHUNK, len(texts))
+        def score(span: tuple[int, int]) -> np.ndarray:
+            start, stop = span
             word_ids, words_per_doc = words.docs(start, stop)
             z = np.full(stop - start, self.intercept)
             z += self._word.scores(word_tokens, word_ids, words_per_doc)
@@ -374,13 +387,13 @@ class RCTScorer:
                 z += self._char.scores(char_counts, word_ids, words_per_doc)
             return z
 
-        starts = range(0, len(texts), _CHUNK)
-        if workers == 1 or len(starts) == 1:
-            return np.concatenate([score(i) for i in starts])
+        spans = _spans(len(texts), _CHUNK)
+        if workers == 1 or len(spans) == 1:
+            return np.concatenate([score(span) for span in spans])
         # The per-chunk work is numpy and scipy.sparse loops that release the GIL, so threads
         # overlap; the Python-level word factorisation above runs once per batch.
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return np.concatenate(list(pool.map(score, starts)))
+            return np.concatenate(list(pool.map(score, spans)))
 
 
 class _Words:
@@ -388,19 +401,23 @@ class _Words:
     cut into char n-grams once, however often it occurs."""
 
     def __init__(self, texts: list[str]) -> None:
-        words = [t.lower().split() for t in texts]
-        self.words_per_doc = np.fromiter(map(len, words), dtype=np.int64, count=len(texts))
-        self.indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(self.words_per_doc, out=self.indptr[1:])
-        flat = list(chain.from_iterable(words))
-        index: dict[str, int] = {}
+        # One split of the whole batch, documents separated by "Q": lowercased text holds no
+        # ASCII capitals, so the separator cannot be a word of a document.
+        flat = " Q ".join([t.lower() for t in texts]).split()
+        index: dict[str, int] = {"Q": -1}
         # setdefault with a counter gives each word the position of its first occurrence.
         first = np.fromiter(map(index.setdefault, flat, count()), dtype=np.int64,
                             count=len(flat))
+        separator = first == -1
+        bounds = np.concatenate(([-1], np.flatnonzero(separator), [len(flat)]))
+        self.words_per_doc = np.diff(bounds) - 1
+        self.indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(self.words_per_doc, out=self.indptr[1:])
+        del index["Q"]
         remap = np.empty(len(flat), dtype=np.int64)
         remap[np.fromiter(index.values(), dtype=np.int64, count=len(index))] = np.arange(
             len(index))
-        self.ids = remap[first]
+        self.ids = remap[first[~separator]]
         self.unique = list(index)
 
     def docs(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -440,9 +457,9 @@ class _Block:
     def _tfidf_scores(self, counts: sp.csr_matrix) -> np.ndarray:
         """``x @ coef`` with x = l2-normalised ``(1 + log count) * idf``, as sklearn computes.
 
-        ``counts`` (owned by the caller, canonical CSR) is overwritten in place.
+        ``counts`` (owned by the caller; CSR without repeated entries) is overwritten in place.
         """
-        value = np.log(counts.data)
+        value = np.log(counts.data, dtype=np.float64)  # counts are float32 integers
         value += 1.0
         value *= self.idf[counts.indices]
         counts.data = value
@@ -489,19 +506,18 @@ class _WordBlock(_Block):
                     key = key * self.n_tokens + i
                 by_n[len(ids)][0].append(key)
                 by_n[len(ids)][1].append(j)
-        # Per n: sorted keys (found with one vectorised searchsorted) and, per position, which
-        # tokens occur there in some n-gram term (a cheap filter before the search).
-        self.ngrams: dict[int, tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = {}
+        # Per n: a hash table of the n-gram keys and, per position, which tokens occur there
+        # in some n-gram term (a cheap filter before the lookup).
+        self.ngrams: dict[int, tuple[_KeyTable, list[np.ndarray]]] = {}
         for n, (keys, feats) in by_n.items():
             keys_arr = np.asarray(keys, dtype=np.int64)
-            order = np.argsort(keys_arr, kind="stable")
             at = []
             for k in range(n):
                 mask = np.zeros(self.n_tokens + 1, dtype=bool)
                 mask[(keys_arr // self.n_tokens ** (n - 1 - k)) % self.n_tokens] = True
                 mask[-1] = False
                 at.append(mask)
-            self.ngrams[n] = (keys_arr[order], np.asarray(feats, dtype=np.int64)[order], at)
+            self.ngrams[n] = (_KeyTable(keys, feats), at)
 
     def tokenise(self, unique_words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids (-1: not in the vocabulary) of each distinct word, laid end to end, with
@@ -539,7 +555,7 @@ class _WordBlock(_Block):
                 rows.append(doc[hit])
                 cols.append(feat[hit])
                 continue
-            keys, feats, at = self.ngrams[n]
+            table, at = self.ngrams[n]
             m = total - n + 1
             ok = doc[:m] == doc[n - 1:]
             for k in range(n):
@@ -550,13 +566,54 @@ class _WordBlock(_Block):
             key = seq[cand]
             for k in range(1, n):
                 key = key * self.n_tokens + seq[cand + k]
-            pos = np.searchsorted(keys, key)
-            pos[pos == len(keys)] = 0
-            found = keys[pos] == key
+            feat = table.lookup(key)
+            found = feat >= 0
             rows.append(doc[cand[found]])
-            cols.append(feats[pos[found]])
+            cols.append(feat[found])
         counts = _count_matrix(rows, cols, (n_docs, self.n_features))
         return self._tfidf_scores(counts)
+
+
+class _KeyTable:
+    """Open-addressing hash table from non-negative int64 keys to feature indices.
+
+    Kept at most 1/4 full, so a vectorised lookup resolves almost every key in one probe.
+    """
+
+    _MULT = 0x9E3779B97F4A7C15  # Fibonacci hashing: the top bits of key * 2**64/phi
+
+    def __init__(self, keys: Sequence[int], values: Sequence[int]) -> None:
+        self.bits = max(4, (4 * len(keys) - 1).bit_length())
+        size = 1 << self.bits
+        self.keys = np.full(size, -1, dtype=np.int64)
+        self.values = np.full(size, -1, dtype=np.int64)
+        self.probes = 1
+        for key, value in zip(keys, values, strict=True):
+            slot, probes = self._slot(key), 1
+            while self.keys[slot] != -1:
+                slot, probes = (slot + 1) & (size - 1), probes + 1
+            self.keys[slot], self.values[slot] = key, value
+            self.probes = max(self.probes, probes)
+
+    def _slot(self, key: int) -> int:
+        return ((key * self._MULT) & (2 ** 64 - 1)) >> (64 - self.bits)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """The value of each key, -1 where a key is absent."""
+        out = np.full(len(keys), -1, dtype=np.int64)
+        todo = np.arange(len(keys))
+        slot = ((keys.astype(np.uint64) * np.uint64(self._MULT))
+                >> np.uint64(64 - self.bits)).astype(np.int64)
+        for _ in range(self.probes):
+            held = self.keys[slot]
+            hit = held == keys
+            out[todo[hit]] = self.values[slot[hit]]
+            going = ~hit & (held != -1)
+            if not going.any():
+                break
+            todo, keys = todo[going], keys[going]
+            slot = (slot[going] + 1) & (len(self.keys) - 1)
+        return out
 
 
 class _CharBlock(_Block):
@@ -597,7 +654,7 @@ class _CharBlock(_Block):
     def word_counts(self, unique_words: list[str]) -> sp.csr_matrix:
         """Char n-gram counts of each distinct word, shape (n_words, n_features)."""
         if not unique_words:
-            return sp.csr_matrix((0, self.n_features))
+            return sp.csr_matrix((0, self.n_features), dtype=np.float32)
         lo, hi = self.ngram_range
         # Each word padded on its own, as sklearn does: a window that straddles two padded
         # words holds an inner space, and no term does, so it matches nothing.
@@ -626,8 +683,10 @@ class _CharBlock(_Block):
         n_docs = len(words_per_doc)
         indptr = np.zeros(n_docs + 1, dtype=np.int64)
         np.cumsum(words_per_doc, out=indptr[1:])
-        doc_words = sp.csr_matrix((np.ones(len(word_ids)), word_ids, indptr),
+        doc_words = sp.csr_matrix((np.ones(len(word_ids), dtype=np.float32), word_ids, indptr),
                                   shape=(n_docs, word_counts.shape[0]))
+        # Repeated words collapse first (linear-time sum): the product has fewer terms to add.
+        doc_words = doc_words + sp.csr_matrix(doc_words.shape, dtype=np.float32)
         # Summing over each document's words gives its char n-gram counts.
         counts = (doc_words @ word_counts).tocsr()
         return self._tfidf_scores(counts)
@@ -655,7 +714,11 @@ def load_default_model() -> RCTScorer:
     (1,)
     """
     resource = resources.files("reviewpipe").joinpath(_DEFAULT_RESOURCE)
-    payload = json.loads(resource.read_text(encoding="utf-8"))
+    try:
+        payload = json.loads(resource.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(str(resource), f"cannot load the shipped model ({exc}); reinstall "
+                         "reviewpipe or rerun scripts/train_design_model.py") from exc
     return RCTScorer(payload, source=str(resource))
 
 
@@ -679,21 +742,33 @@ def _as_texts(X: Iterable[str], name: str) -> list[str]:
 
 def _count_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray],
                   shape: tuple[int, int]) -> sp.csr_matrix:
-    if rows:
-        r, c = np.concatenate(rows), np.concatenate(cols)
-    else:
-        r = c = np.zeros(0, dtype=np.int64)
-    counts = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=shape)
-    counts.sum_duplicates()
-    return counts
+    """Counts of (row, col) pairs; each ``rows[i]`` is sorted, so it is a CSR matrix as it is.
+
+    Adding CSR matrices that hold repeated entries takes scipy's general path, which sums
+    them in linear time with a dense row accumulator: no sort, unlike ``sum_duplicates``. The
+    result has no repeats (its column order within a row is arbitrary, which is fine here).
+    """
+    # float32 holds counts exactly (< 2**24) and halves the memory traffic.
+    total = sp.csr_matrix(shape, dtype=np.float32)
+    for r, c in zip(rows, cols, strict=True):
+        indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r, minlength=shape[0]), out=indptr[1:])
+        total = total + sp.csr_matrix((np.ones(len(c), dtype=np.float32), c, indptr),
+                                      shape=shape)
+    return total
 
 
-def _n_jobs(n_jobs: int | None) -> int:
-    if n_jobs is None:
-        return max(1, min(2, os.cpu_count() or 1))
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be >= 1; got {n_jobs}.")
-    return n_jobs
+def _spans(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` spans of at most ``size`` items, of near-equal length."""
+    parts = -(-n // size)
+    bounds = [round(i * n / parts) for i in range(parts + 1)] if parts else []
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _n_jobs(n_jobs: int) -> int:
+    if not _is_int(n_jobs) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be an int >= 1; got {n_jobs!r}.")
+    return int(n_jobs)
 
 
 def _float_array(values: Any, n: int, name: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from reviewpipe.dedupe import load_canonical
-from reviewpipe.design import classify_design
+from reviewpipe.design import classify_design, text_model
 from reviewpipe.errors import InputError
 from reviewpipe.normalize import normalize_title
 from reviewpipe.pico import NOT_MET, UNCLEAR, match_criterion
@@ -56,15 +56,20 @@ class HumanDecision:
     line: int
 
 
-def decide(record: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
-    """The machine's decision on one canonical record, before study-level checks."""
+def decide(record: dict[str, Any], protocol: Protocol, *, p_text: float | None = None,
+           threshold: float = 0.5, model: str = "text model") -> dict[str, Any]:
+    """The machine's decision on one canonical record, before study-level checks.
+
+    ``p_text`` is the text model's P(RCT) for the record and ``threshold`` the operating point
+    (the protocol's ``screen.rct_threshold``, else the model's declared one).
+    """
     criteria = protocol.criteria
     population = match_criterion("population", criteria["population"], record)
     intervention = match_criterion("intervention", criteria["intervention"], record)
     design = classify_design(record.get("title", ""), record.get("abstract", ""),
-                             record.get("publication_types"))
-    band_low, _ = protocol.screen["uncertain_band"]
-    threshold = protocol.screen["rct_threshold"]
+                             record.get("publication_types"), p_text=p_text,
+                             threshold=threshold, model=model)
+    doubt_from = protocol.screen["uncertain_from"]
     evidence = (f"population [{population.where}]: {population.evidence} | "
                 f"intervention [{intervention.where}]: {intervention.evidence} | "
                 f"design {design.label}: {design.evidence}")
@@ -79,14 +84,18 @@ def decide(record: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
         decision, reason = "exclude", "review"
     elif design.label in _OTHER_REPORTS:
         decision, reason = "exclude", "duplicate_report"  # confirmed against the study below
-    elif design.label != "rct" or design.p_rct < threshold:
-        if design.p_rct >= band_low or "no abstract" in design.evidence:
-            decision, reason = "uncertain", "none"
-            doubts.append(f"design: {design.evidence} (p_rct {design.p_rct:.2f})")
-        else:
-            decision, reason = "exclude", "wrong_design"
-    else:
+    elif design.label == "rct" and design.p_rct >= threshold and (
+            design.stated or design.p_rct >= protocol.screen["include_from"]):
         decision, reason = "include", "none"
+    elif design.label == "rct" or (design.label == "other" and (
+            design.p_rct >= doubt_from or "no abstract" in design.evidence)):
+        # Randomisation stated but the model doubts it, or no design stated and the model
+        # does not rule an RCT out: a human decides.
+        decision, reason = "uncertain", "none"
+        doubts.append(f"design: {design.evidence} (p_rct {design.p_rct:.3f}, operating point "
+                      f"{threshold:g})")
+    else:
+        decision, reason = "exclude", "wrong_design"
     for criterion in (population, intervention):
         if criterion.status == UNCLEAR and decision != "exclude":
             decision, reason = "uncertain", "none"
@@ -285,7 +294,13 @@ def agreement(latest: dict[str, dict[str, HumanDecision]]) -> list[dict[str, Any
 def screen(protocol: Protocol, store: Store, run: Run) -> StageResult:
     """Decide every cluster and write ``screening.csv`` (+ conflicts and the decision log)."""
     canonical = load_canonical(run)
-    rows = [decide(record, protocol) for record in canonical]
+    model = text_model()
+    threshold = protocol.screen.get("rct_threshold")
+    threshold = model.threshold if threshold is None else threshold
+    scores = model.predict_proba([f"{c.get('title') or ''} {c.get('abstract') or ''}"
+                                  for c in canonical]) if canonical else []
+    rows = [decide(record, protocol, p_text=float(p), threshold=threshold, model=model.version)
+            for record, p in zip(canonical, scores, strict=True)]
     apply_study_links(rows)
     flag_duplicate_publications(rows)
     for row in rows:
@@ -307,7 +322,8 @@ def screen(protocol: Protocol, store: Store, run: Run) -> StageResult:
          "actor": r["decided_by"] if r["decided_by"].startswith(("human", "conflict"))
          else f"{r['decided_by']} p_rct={r['p_rct']}", "inputs_sha256": r["_inputs"]}
         for r in rows))
-    counts: dict[str, Any] = {"screened": len(rows)}
+    counts: dict[str, Any] = {"screened": len(rows), "rct_threshold": threshold,
+                              "model": model.version}
     for decision in DECISIONS:
         counts[decision] = sum(r["decision"] == decision for r in rows)
     for reason in REASONS[1:]:
