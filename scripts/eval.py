@@ -20,6 +20,9 @@ EVALUATIONS = [
     ("screen", "eval_screen.py", "bundled review vs the corpus labels"),
     ("design", "eval_design.py", "RCT design model on the benchmark's test split"),
     ("extract", "eval_extract.py", "outcome extraction vs outcome_facts"),
+    ("ranking", "eval_ranking.py", "active-learning ranking simulated on SYNERGY (WSS@95)"),
+    ("pico", "eval_pico_evidence.py", "PICO token F1 (EBM-NLP), effect direction (Evidence "
+                                      "Inference)"),
 ]
 
 
