@@ -134,8 +134,25 @@ _NO_EMAIL = ("NCBI_EMAIL is not set: NCBI requires a contact email with every E-
              "request. Set NCBI_EMAIL=you@example.org to search PubMed live.")
 
 
+class _Archived:
+    """What a search and a fetch share: archived raw files under ``raw_dir``."""
+
+    raw_dir: Path | None
+    raw_files: list[dict[str, Any]]
+
+    def to_manifest(self) -> dict[str, Any]:
+        """Return the result as plain JSON types (``raw_dir`` left out: paths are relative)."""
+        out = asdict(self)  # type: ignore[call-overload]
+        out.pop("raw_dir")
+        return out
+
+    def efetch_files(self) -> list[Path]:
+        """Absolute paths of the efetch bodies that hold the records."""
+        return _efetch_paths(self.raw_dir, self.raw_files)
+
+
 @dataclass
-class PubmedSearch:
+class PubmedSearch(_Archived):
     """What a PubMed search found and how; :meth:`to_manifest` is JSON-ready (no API key)."""
 
     query: str
@@ -160,19 +177,9 @@ class PubmedSearch:
     database: str = "pubmed"
     raw_dir: Path | None = field(default=None, repr=False)
 
-    def to_manifest(self) -> dict[str, Any]:
-        """Return the result as plain JSON types (``raw_dir`` left out: paths are relative)."""
-        out = asdict(self)
-        out.pop("raw_dir")
-        return out
-
-    def efetch_files(self) -> list[Path]:
-        """Absolute paths of the efetch bodies that hold the result's records."""
-        return _efetch_paths(self.raw_dir, self.raw_files)
-
 
 @dataclass
-class PubmedFetch:
+class PubmedFetch(_Archived):
     """Records fetched by PMID; ``missing`` lists PMIDs PubMed did not return."""
 
     requested: list[str]
@@ -184,16 +191,6 @@ class PubmedFetch:
     retries: int
     database: str = "pubmed"
     raw_dir: Path | None = field(default=None, repr=False)
-
-    def to_manifest(self) -> dict[str, Any]:
-        """Return the result as plain JSON types."""
-        out = asdict(self)
-        out.pop("raw_dir")
-        return out
-
-    def efetch_files(self) -> list[Path]:
-        """Absolute paths of the efetch bodies that hold the fetched records."""
-        return _efetch_paths(self.raw_dir, self.raw_files)
 
 
 def _efetch_paths(raw_dir: Path | None, files: list[dict[str, Any]]) -> list[Path]:
