@@ -264,6 +264,7 @@ class EutilsStandin:
         self.faults: list[Fault] = []
         self._lock = threading.RLock()
         self._articles: dict[str, _Article] = {}
+        self.pmc: dict[str, bytes] = {}  # PMC numeric id -> one JATS <article> element
         self._by: dict[str, list[tuple[int, int]]] = {"edat": [], "pdat": []}
         self._history: dict[tuple[str, str], tuple[tuple[str, ...], tuple[Any, ...]]] = {}
         self._webenvs = itertools.count(1)
@@ -411,8 +412,27 @@ class EutilsStandin:
         return (f"{ESEARCH_HEAD}<eSearchResult><ERROR>{escape(message)}</ERROR>"
                 f"</eSearchResult>\n").encode()
 
+    def add_pmc(self, articles: dict[str, bytes | str]) -> None:
+        """Serve these JATS articles from efetch db=pmc (keys: PMCID or its digits)."""
+        for pmcid, xml in articles.items():
+            body = xml.encode("utf-8") if isinstance(xml, str) else xml
+            # A file's own prolog and DOCTYPE cannot sit inside <pmc-articleset>.
+            start = body.find(b"<article")
+            self.pmc[pmcid.upper().removeprefix("PMC")] = body[start:].strip()
+
+    def _efetch_pmc(self, p: dict[str, str]) -> bytes:
+        wanted = [i.strip().upper().removeprefix("PMC") for i in p.get("id", "").split(",")
+                  if i.strip()]
+        found = [self.pmc[i] for i in wanted if i in self.pmc]
+        return (b'<?xml version="1.0" ?>\n<!DOCTYPE pmc-articleset PUBLIC "-//NLM//DTD '
+                b'ARTICLE SET 2.0//EN" "https://dtd.nlm.nih.gov/ncbi/pmc/articleset/'
+                b'nlm-articleset-2.0.dtd">\n<pmc-articleset>' + b"\n".join(found)
+                + b"</pmc-articleset>\n")
+
     def _efetch(self, p: dict[str, str]) -> bytes | list[bytes]:
         """The records to send, or a whole error document as bytes."""
+        if p.get("db", "").lower() == "pmc":
+            return self._efetch_pmc(p)
         if p.get("db", "").lower() != "pubmed":
             raise _Reply(400, f'{{"error":"Invalid db name specified: {p.get("db", "")}"}}')
         with self._lock:

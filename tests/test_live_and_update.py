@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import REVIEW
+from conftest import PROJECT, REVIEW
 from eutils_standin import EutilsStandin, make_article
 from reviewpipe.cli import cli
 
@@ -106,3 +106,25 @@ def test_update_flags_only_the_new_trial_then_adds_nothing(project: Path, review
         assert latest.resolve() == folder.resolve()  # no new run for nothing new
         again = Path(second.stdout.strip().splitlines()[-1])
         assert _rows(again / "new-trials.csv") == []
+
+
+def test_live_run_fetches_pmc_full_text_of_included_records(project: Path) -> None:
+    # An invented JATS article stands in for an included record's PMC full text.
+    jats = (PROJECT / "tests" / "fixtures" / "extract" / "trial.nxml").read_text()
+    jats = jats.replace('<article-id pub-id-type="pmc">1234567</article-id>',
+                        '<article-id pub-id-type="pmc">7440826</article-id>')
+    with EutilsStandin(articles=_snapshot_articles(project)) as standin:
+        standin.add_pmc({"PMC7440826": jats})
+        live = _invoke(["run", "--review", REVIEW, "--root", str(project), "--live"],
+                       _env(standin))
+        assert live.exit_code == 0, live.output
+        pmc_requests = [r for r in standin.requests_for("efetch") if "db=pmc" in r.query]
+    assert len(pmc_requests) == 1
+    folder = Path(live.stdout.strip().splitlines()[-1])
+    review_dir = project / "data" / "reviews" / REVIEW
+    assert (review_dir / "fulltext" / "PMC7440826.xml").is_file()
+    assert list((review_dir / "raw" / "pmc").glob("efetch-pmc-*.xml"))
+    manifest = (folder / "manifest.json").read_text(encoding="utf-8")
+    assert '"PMC7440826"' in manifest
+    outcomes = _rows(folder / "outcomes.csv")
+    assert any(r["source"].startswith("pmc:") for r in outcomes)

@@ -807,3 +807,60 @@ def fetch_pubmed_ids(pmids: Iterable[str | int], *, raw_dir: Path, config: Entre
                        fetched_at=_utcnow(), raw_files=archive.manifest_files(set(held)),
                        requests_made=session.requests, retries=session.retries,
                        raw_dir=Path(raw_dir))
+
+
+# ---------------------------------------------------------------------------------------------
+# PMC full text.
+
+PMC_BATCH = 20  # full texts are large: fewer per request than PubMed records
+
+
+def fetch_pmc_articles(pmcids: Iterable[str], *, out_dir: Path, raw_dir: Path,
+                       config: EntrezConfig) -> dict[str, Path]:
+    """Efetch PMC full texts (JATS) and write each to ``out_dir/<PMCID>.xml``.
+
+    Every response body is archived under ``raw_dir`` as received; articles already in
+    ``out_dir`` are not fetched again, so a killed run resumes. PMCIDs PMC does not return
+    (not open access, withdrawn) are simply absent from the result.
+
+    Raises
+    ------
+    EntrezError
+        On a 4xx other than 429, or when a batch keeps failing after ``config.max_tries``.
+    """
+    from xml.etree import ElementTree
+
+    wanted = sorted({"PMC" + p.strip().upper().removeprefix("PMC") for p in pmcids
+                     if p and p.strip().upper().removeprefix("PMC").isdigit()},
+                    key=lambda p: int(p[3:]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    found = {p: out_dir / f"{p}.xml" for p in wanted if (out_dir / f"{p}.xml").exists()}
+    session = _Session(config)
+    lacking = [p for p in wanted if p not in found]
+    for start in range(0, len(lacking), PMC_BATCH):
+        batch = lacking[start:start + PMC_BATCH]
+
+        def check(body: bytes, last: bool) -> dict[str, Any]:
+            root = _safe_root(body)
+            if root.tag != "pmc-articleset":
+                raise _BadBody(f"root element {root.tag}, not pmc-articleset")
+            articles = {}
+            for article in root.iter("article"):
+                for node in article.iter("article-id"):
+                    kind = node.get("pub-id-type")
+                    value = (node.text or "").strip().upper().removeprefix("PMC")
+                    if kind in ("pmc", "pmcid", "pmcaid") and value.isdigit():
+                        articles["PMC" + value] = article
+                        break
+            return articles
+
+        params = {"db": "pmc", "retmode": "xml", "id": [p[3:] for p in batch]}
+        body, articles = _request(session, "efetch", params, check)
+        _write_atomic(raw_dir / f"efetch-pmc-{batch[0]}.xml", body)
+        for pmcid, article in articles.items():
+            if pmcid in batch:
+                path = out_dir / f"{pmcid}.xml"
+                _write_atomic(path, ElementTree.tostring(article, encoding="utf-8"))
+                found[pmcid] = path
+    return dict(sorted(found.items()))

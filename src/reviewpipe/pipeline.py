@@ -68,6 +68,8 @@ def run_review(root: str | Path, review_id: str, *, live: bool = False,
             options: dict[str, Any] = {}
             if name == "search":
                 options = {"live": live, "environ": environ, "progress": progress}
+            if name == "extract" and live:
+                fetch_fulltexts(store, run, environ)
             result = functions[name](protocol, store, run, **options)
             if on_stage:
                 on_stage(result)
@@ -90,6 +92,31 @@ def started_run(protocol: Protocol, paths: ReviewPaths, store: Store, live: bool
     write_decision_log(store, run)
     finish_run(paths, run)
     store.finish_run(run.run_id, "complete")
+
+
+def fetch_fulltexts(store: Store, run: Run, environ: Mapping[str, str] | None = None) -> int:
+    """Fetch the PMC full text (JATS) of every included record that has a PMCID and none yet.
+
+    They land in ``<review dir>/fulltext/<PMCID>.xml``, where extraction reads them, and the
+    response bodies in ``raw/pmc/``. Returns how many full texts are on disk for the run.
+    """
+    import os
+
+    from reviewpipe.dedupe import load_canonical
+    from reviewpipe.entrez import EntrezConfig, fetch_pmc_articles
+
+    included = {r["cluster_id"] for r in run.read_csv("screening.csv", "screen")
+                if r["decision"] == "include"}
+    pmcids = [c["pmcid"] for c in load_canonical(run)
+              if c["cluster_id"] in included and c.get("pmcid")]
+    if not pmcids:
+        return 0
+    config = EntrezConfig.from_env(os.environ if environ is None else environ)
+    found = fetch_pmc_articles(pmcids, out_dir=store.path.parent / "fulltext",
+                               raw_dir=store.raw_dir / "pmc", config=config)
+    run.manifest["fulltext"] = sorted(found)
+    run.save_manifest()
+    return len(found)
 
 
 def write_decision_log(store: Store, run: Run) -> None:
