@@ -123,3 +123,32 @@ def test_update_killed_midway_resumes_to_the_same_result(project: Path, tmp_path
                                                                    "99000003"}
     partial = list((_review_dir(project) / "runs").glob("*.partial"))
     assert len(partial) <= 1  # the killed run's folder, left for inspection, never `latest`
+
+
+def test_verify_rederives_machine_decisions_from_archived_inputs(project: Path) -> None:
+    import hashlib
+
+    done = _run(["run", "--review", REVIEW, "--root", str(project)])
+    assert done.exit_code == 0, done.output
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    assert (folder / "inputs" / f"{REVIEW}.toml").read_bytes() == (
+        project / "queries" / f"{REVIEW}.toml").read_bytes()
+    args = ["audit", "verify", "--review", REVIEW, "--root", str(project)]
+    assert _run(args).exit_code == 0
+    # A forger rewrites one machine decision and the manifest's hash to match: the hashes
+    # agree, but re-deriving from the inputs does not.
+    screening = folder / "screening.csv"
+    rows = _rows(screening)
+    target = next(r for r in rows if r["machine_decision"] == "exclude")
+    target["machine_decision"], target["machine_reason"] = "include", "none"
+    with screening.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["artifacts"]["screening.csv"] = hashlib.sha256(screening.read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    forged = _run(args)
+    assert forged.exit_code == 1
+    assert (f"{folder.name}: cluster {target['cluster_id']}: recorded machine decision "
+            f"include/none, re-derived exclude/") in forged.stdout

@@ -75,8 +75,9 @@ def _check(path: Path, digest: str, what: str) -> list[str]:
     return [] if sha256_file(path) == digest else [f"{path}: {what}"]
 
 
-def verify(paths: ReviewPaths) -> AuditReport:
-    """Verify the hash chain and every complete run of a review."""
+def verify(paths: ReviewPaths, *, rederive_runs: bool = True) -> AuditReport:
+    """Verify the hash chain and every complete run of a review, and re-derive each run's
+    machine decisions from its archived inputs (see :func:`rederive`)."""
     report = AuditReport()
     with Store.open(paths.store) as store:
         entries = store.decision_log()
@@ -87,6 +88,8 @@ def verify(paths: ReviewPaths) -> AuditReport:
                              if p.is_dir() and not p.name.endswith(".partial")):
             problems, files = verify_run(folder, paths.root)
             report.problems.extend(problems)
+            if rederive_runs and not problems:
+                report.problems.extend(rederive(paths, folder))
             report.files += files
             report.runs += 1
     return report
@@ -189,3 +192,83 @@ def bundle(paths: ReviewPaths, protocol_path: Path, output: Path | None = None,
             archive.writestr(info, data)
     temp.replace(output)
     return output
+
+
+def rederive(paths: ReviewPaths, folder: Path) -> list[str]:
+    """Re-derive a run's machine decisions from its archived inputs and name each difference.
+
+    The run's own copy of the protocol (``inputs/``) is used. Runs searched from files (the
+    snapshot, exports) are searched again from those files, whose hashes must match; live runs
+    start from the run's hashed ``records.jsonl``, since PubMed cannot be asked again as it
+    was. Dedupe and screening then run in a scratch store, and each cluster's membership and
+    machine decision (before any human) are compared with what the run recorded.
+    """
+    import shutil
+    import tempfile
+
+    from reviewpipe.pipeline import stage_functions
+    from reviewpipe.protocol import load_protocol
+    from reviewpipe.runs import Run
+    from reviewpipe.search import load_records, write_search
+
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    if "screen" not in manifest.get("stages", {}):
+        return []
+    copies = sorted((folder / "inputs").glob("*.toml")) if (folder / "inputs").is_dir() else []
+    if not copies:
+        return [f"{folder}: no inputs/ copy of the protocol; cannot re-derive this run"]
+    sources = manifest.get("search", [])
+    live = any(s.get("mode") == "live" for s in sources)
+    functions = stage_functions()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "queries").mkdir()
+        for copy in (folder / "inputs").iterdir():
+            shutil.copy(copy, root / "queries" / copy.name)
+        protocol = load_protocol(root / "queries" / copies[0].name)
+        store = Store.open(root / "scratch" / "review.sqlite")
+        run = Run(run_id="rederive", dir=root / "run", manifest={"review": paths.review_id})
+        run.dir.mkdir()
+        try:
+            if live:
+                recorded = Run(run_id=manifest["run_id"], dir=folder, manifest=manifest)
+                write_search(store, run, protocol.review_id, load_records(recorded), sources,
+                             live=True)
+            else:
+                for source in sources:
+                    target = root / source["file"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(paths.root / source["file"], target)
+                functions["search"](protocol, store, run)
+            functions["dedupe"](protocol, store, run)
+            functions["screen"](protocol, store, run)
+            again = _decisions_by_members(run.dir)
+        finally:
+            store.close()
+    recorded = _decisions_by_members(folder)
+    problems = []
+    for members, (cluster_id, verdict) in sorted(recorded.items(), key=lambda kv: kv[1][0]):
+        if members not in again:
+            problems.append(f"{folder.name}: cluster {cluster_id} ({len(members)} records) is "
+                            "not a cluster when re-derived from the inputs")
+        elif again[members][1] != verdict:
+            problems.append(f"{folder.name}: cluster {cluster_id}: recorded machine decision "
+                            f"{verdict}, re-derived {again[members][1]}")
+    for members, (_, verdict) in again.items():
+        if members not in recorded:
+            problems.append(f"{folder.name}: re-derived cluster of {sorted(members)[0]} and "
+                            f"{len(members) - 1} more is not in the run ({verdict})")
+    return problems
+
+
+def _decisions_by_members(folder: Path) -> dict[frozenset[str], tuple[str, str]]:
+    import csv
+
+    with (folder / "clusters.csv").open(encoding="utf-8", newline="") as handle:
+        members: dict[str, set[str]] = {}
+        for row in csv.DictReader(handle):
+            members.setdefault(row["cluster_id"], set()).add(row["record_id"])
+    with (folder / "screening.csv").open(encoding="utf-8", newline="") as handle:
+        return {frozenset(members[r["cluster_id"]]): (
+            r["cluster_id"], f"{r['machine_decision']}/{r['machine_reason']}")
+            for r in csv.DictReader(handle)}

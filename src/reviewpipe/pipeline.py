@@ -35,6 +35,19 @@ def open_review(root: str | Path, review_id: str) -> tuple[Protocol, ReviewPaths
     return protocol, ReviewPaths(root=root, review_id=protocol.review_id)
 
 
+REVIEWER_FILES = ("dedupe.csv", "decisions.csv", "extraction.csv")
+
+
+def keep_inputs(protocol: Protocol, run: Run) -> None:
+    """Copy the protocol and the reviewers' files into ``inputs/`` of the run, hashed like
+    every artifact, so an audit can re-derive the run from what it really read."""
+    run.write_bytes(f"inputs/{protocol.path.name}", protocol.path.read_bytes())
+    for suffix in REVIEWER_FILES:
+        path = protocol.path.with_name(f"{protocol.review_id}.{suffix}")
+        if path.exists():
+            run.write_bytes(f"inputs/{path.name}", path.read_bytes())
+
+
 def check_reviewer_files(protocol: Protocol) -> None:
     """Read the reviewers' files beside the protocol before anything is written.
 
@@ -48,9 +61,10 @@ def check_reviewer_files(protocol: Protocol) -> None:
     def beside(suffix: str) -> Path:
         return protocol.path.with_name(f"{protocol.review_id}.{suffix}")
 
-    read_answers(beside("dedupe.csv"))
-    read_human_decisions(beside("decisions.csv"))
-    read_human_extraction(beside("extraction.csv"), protocol)
+    dedupe, decisions, extraction = REVIEWER_FILES
+    read_answers(beside(dedupe))
+    read_human_decisions(beside(decisions))
+    read_human_extraction(beside(extraction), protocol)
 
 
 def run_review(root: str | Path, review_id: str, *, live: bool = False,
@@ -85,6 +99,7 @@ def started_run(protocol: Protocol, paths: ReviewPaths, store: Store, live: bool
                   seed=protocol.seed, live=live)
     store.start_run(run.run_id, protocol.sha256, live)
     try:
+        keep_inputs(protocol, run)
         yield run
     except BaseException:
         store.finish_run(run.run_id, "failed")
@@ -146,6 +161,7 @@ def run_stage(root: str | Path, review_id: str, stage: str, *, run_id: str | Non
                                   progress=progress)
             return run, result
         run = open_run(paths, run_id)
+        keep_inputs(protocol, run)  # what this stage read, should the protocol have changed
         result = function(protocol, store, run)
         write_decision_log(store, run)
         return run, result
