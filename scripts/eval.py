@@ -20,10 +20,15 @@ EVALUATIONS = [
     ("screen", "eval_screen.py", "bundled review vs the corpus labels"),
     ("design", "eval_design.py", "RCT design model on the benchmark's test split"),
     ("extract", "eval_extract.py", "outcome extraction vs outcome_facts"),
-    ("ranking", "eval_ranking.py", "active-learning ranking simulated on SYNERGY (WSS@95)"),
+    ("ranking", "eval_ranking.py", "active-learning ranking simulated on SYNERGY (WSS@95), "
+                                   "side by side with `asreview simulate`"),
     ("pico", "eval_pico_evidence.py", "PICO token F1 (EBM-NLP), effect direction (Evidence "
                                       "Inference)"),
 ]
+
+# ASReview runs in the same evaluation, in a throwaway virtual environment it creates when
+# missing (scripts/eval_ranking.py says where).
+EXTRA_ARGS = {"ranking": ["--asreview"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(not available: scripts/{script} is missing)")
             failed.append(name)
             continue
-        done = subprocess.run([sys.executable, str(path), "--shared", str(args.shared)],
-                              check=False)
+        command = [sys.executable, str(path), "--shared", str(args.shared),
+                   *EXTRA_ARGS.get(name, [])]
+        done = subprocess.run(command, check=False)
         if done.returncode != 0:
             failed.append(name)
     verdict = "all evaluations met their goals" if not failed else "not met: " + ", ".join(failed)
