@@ -17,6 +17,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 BENCHMARKS = [
     ("pipeline", "bench_pipeline.py", False, "make review and an update with nothing new"),
+    ("update", "bench_update.py", False, "update cost against review size (stand-in, synthetic)"),
     ("search", "bench_search.py", True, "PubMed XML parse rate and rate-limited fetch"),
     ("dedupe", "bench_dedupe.py", True, "100k records: time, memory, quality, baselines"),
     ("screen", "bench_screen.py", True, "design classification of 18,445 real abstracts"),

@@ -22,6 +22,7 @@ import gc
 import hashlib
 import io
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ AUTHORS_COMPARED = 6
 TRIAL_REGISTRIES = ("NCT", "ISRCTN", "ACTRN", "IRCT", "CTRI", "CHICTR", "DRKS", "EUCTR", "JPRN",
                     "KCT", "TCTR", "PACTR", "RBR", "NTR", "SLCTR")
 SOURCE_RANK = {"pubmed": 0}
+CANONICAL_CLUSTER_ID = re.compile(r'"cluster_id": "([^"]+)"')
 DECISION_COLUMNS = ["record_a", "record_b", "answer", "reviewer", "note", "date"]
 # Scores of a rule merge: title (0-100), prefix (the title score came from a cut title or one
 # language's part), year_gap, and whether first author, journal, first page, volume and DOI
@@ -139,7 +141,9 @@ class _Keys:
 
 
 def cluster_records(records: list[Record], *, answers: dict[frozenset[str], str] | None = None,
-                    previous: dict[str, str] | None = None) -> Clustering:
+                    previous: dict[str, str] | None = None,
+                    keep: Iterable[Iterable[str]] = (), new: set[str] | None = None
+                    ) -> Clustering:
     """Group records into clusters (same publication) and studies (same trial).
 
     The result does not depend on the order of ``records``: they are sorted by ``record_id``
@@ -153,20 +157,27 @@ def cluster_records(records: list[Record], *, answers: dict[frozenset[str], str]
         honoured before any rule, on every run.
     previous : dict, optional
         ``record_id -> cluster_id`` from an earlier run, so clusters keep their ids.
+    keep : groups of record ids, optional
+        Held together from the start, unlogged: an earlier run's clusters, when only new
+        records are being added to them (:mod:`reviewpipe.incremental`).
+    new : set of record ids, optional
+        When given, rule-scored pairs are only considered if one side is new; exact keys and
+        reviewers' answers apply to every pair as always.
     """
     # Keys, pairs and log rows are many small objects that form no cycles; with the collector
     # on, each burst of them re-scans every live record (a third of the time at 100k).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _cluster(records, answers or {}, previous or {})
+        return _cluster(records, answers or {}, previous or {}, keep, new)
     finally:
         if was_enabled:
             gc.enable()
 
 
 def _cluster(records: list[Record], answers: dict[frozenset[str], str],
-             previous: dict[str, str]) -> Clustering:
+             previous: dict[str, str], keep: Iterable[Iterable[str]] = (),
+             new: set[str] | None = None) -> Clustering:
     records = sorted(records, key=lambda r: r.record_id)
     ids = [r.record_id for r in records]
     index = {rid: i for i, rid in enumerate(ids)}
@@ -177,6 +188,12 @@ def _cluster(records: list[Record], answers: dict[frozenset[str], str],
     for (a, b), answer in known:
         if answer == "different":
             forest.forbid(index[a], index[b])
+    for group in keep:
+        members = sorted(index[rid] for rid in group)
+        for other in members[1:]:
+            forest.union(members[0], other)
+    is_new = None if new is None else np.fromiter((rid in new for rid in ids), dtype=bool,
+                                                  count=len(ids))
     merges: list[dict[str, Any]] = []
     queue: list[dict[str, Any]] = []
 
@@ -193,7 +210,7 @@ def _cluster(records: list[Record], answers: dict[frozenset[str], str],
         if answer == "same":
             join(index[a], index[b], "reviewer:same", {})
     _exact_keys(records, keys, forest, join, queue)
-    for i, j in _candidate_pairs(keys, forest):
+    for i, j in _candidate_pairs(keys, forest, is_new):
         if forest.find(i) != forest.find(j):
             verdict, rule, scores = _decide(keys[i], keys[j])
             if verdict == "merge":
@@ -205,19 +222,25 @@ def _cluster(records: list[Record], answers: dict[frozenset[str], str],
     for i, rid in enumerate(ids):
         members[forest.find(i)].append(rid)
     cluster_of = _stable_ids(members.values(), previous, prefix="C")
-    # One question per pair of clusters (the two records that came closest), and none that a
-    # reviewer has answered already.
-    answered = {frozenset((cluster_of[a], cluster_of[b])) for (a, b), _ in known}
-    best: dict[frozenset[str], dict[str, Any]] = {}
-    for row in sorted(queue, key=lambda q: (-(q.get("title") or 0), q["record_a"],
-                                            q["record_b"])):
-        pair = frozenset((cluster_of[row["record_a"]], cluster_of[row["record_b"]]))
-        if len(pair) == 2 and pair not in answered:
-            best.setdefault(pair, row)
-    kept = sorted(best.values(), key=lambda q: (q["record_a"], q["record_b"]))
+    kept = questions(queue, cluster_of, [pair for pair, _ in known])
     study_of, links = _studies(records, cluster_of)
     return Clustering(cluster_of=cluster_of, study_of=study_of, merges=merges, queue=kept,
                       study_links=links)
+
+
+def questions(queue: Iterable[dict[str, Any]], cluster_of: dict[str, str],
+              answered: Iterable[Iterable[str]]) -> list[dict[str, Any]]:
+    """The review queue: one question per pair of clusters (the two records that came closest),
+    none inside one cluster, and none that a reviewer has answered already."""
+    done = {frozenset(cluster_of[rid] for rid in pair if rid in cluster_of)
+            for pair in answered}
+    best: dict[frozenset[str], dict[str, Any]] = {}
+    for row in sorted(queue, key=lambda q: (-float(q.get("title") or 0), q["record_a"],
+                                            q["record_b"])):
+        pair = frozenset((cluster_of[row["record_a"]], cluster_of[row["record_b"]]))
+        if len(pair) == 2 and pair not in done:
+            best.setdefault(pair, row)
+    return sorted(best.values(), key=lambda q: (q["record_a"], q["record_b"]))
 
 
 class _Forest:
@@ -338,8 +361,10 @@ def _keys(record: Record) -> _Keys:
     )
 
 
-def _candidate_pairs(keys: list[_Keys], forest: _Forest) -> Iterable[tuple[int, int]]:
-    """Candidate pairs (i < j) worth deciding, best title score first.
+def _candidate_pairs(keys: list[_Keys], forest: _Forest, is_new: np.ndarray | None = None
+                     ) -> Iterable[tuple[int, int]]:
+    """Candidate pairs (i < j) worth deciding, best title score first; with ``is_new``, only
+    pairs with a new side.
 
     Blocks: the rarest shared title words, and (first author, year, first page). Pairs in one
     cluster already are dropped; the title score of every other pair is computed at once in C
@@ -373,6 +398,8 @@ def _candidate_pairs(keys: list[_Keys], forest: _Forest) -> Iterable[tuple[int, 
     codes = np.concatenate(chunks)
     roots = forest.roots()
     codes = codes[roots[(codes >> 1) // n] != roots[(codes >> 1) % n]]
+    if is_new is not None:
+        codes = codes[is_new[(codes >> 1) // n] | is_new[(codes >> 1) % n]]
     codes.sort()  # not np.unique: numpy 2's hash-based unique is 100x slower on int64
     pair = codes >> 1
     last = np.ones(len(codes), dtype=bool)  # the last of equal pairs carries "cited"
@@ -612,24 +639,28 @@ def canonical(records: list[Record]) -> tuple[Record, dict[str, str]]:
     return best, provenance
 
 
-def dedupe(protocol: Protocol, store: Store, run: Run) -> StageResult:
-    """Cluster the run's records; write clusters, merge log, review queue and canonical records."""
+def dedupe(protocol: Protocol, store: Store, run: Run, *, since: Run | None = None
+           ) -> StageResult:
+    """Cluster the run's records; write clusters, merge log, review queue and canonical records.
+
+    With ``since`` (an earlier complete run whose records this run's records include), only the
+    records ``since`` lacked are clustered, against the old records they could match
+    (:mod:`reviewpipe.incremental`); when that cannot give the same result, everything is.
+    """
+    from reviewpipe.incremental import extend_clusters
+
     records = load_records(run)
     answers = read_answers(protocol.path.with_name(f"{protocol.review_id}.dedupe.csv"))
-    previous = _previous_clusters(store, run.run_id)
-    result = cluster_records(records, answers=answers, previous=previous)
-
-    by_cluster: dict[str, list[Record]] = defaultdict(list)
-    for record in records:
-        by_cluster[result.cluster_of[record.record_id]].append(record)
-    canon_rows = []
-    for cluster_id in sorted(by_cluster):
-        best, provenance = canonical(by_cluster[cluster_id])
-        row = {"cluster_id": cluster_id, "study_id": result.study_of[cluster_id],
-               "n_records": len(by_cluster[cluster_id]),
-               "record_ids": sorted(r.record_id for r in by_cluster[cluster_id]),
-               "provenance": provenance}
-        canon_rows.append((row, best))
+    extension = extend_clusters(records, since, answers) if since is not None else None
+    if extension is not None:
+        result, lines = extension.clustering, extension.canonical_lines
+        logged = extension.new_merges
+    else:
+        result = cluster_records(records, answers=answers,
+                                 previous=_previous_clusters(store, run.run_id))
+        lines = _canonical_lines(records, result)
+        logged = result.merges
+    n_clusters = len(lines)
 
     run.write_csv("clusters.csv", ["record_id", "cluster_id", "study_id"], (
         {"record_id": r.record_id, "cluster_id": result.cluster_of[r.record_id],
@@ -640,23 +671,44 @@ def dedupe(protocol: Protocol, store: Store, run: Run) -> StageResult:
     run.write_csv("dedupe_review.csv", REVIEW_COLUMNS, result.queue)
     run.write_csv("study_links.csv", ["study_id", "cluster_id", "registration"],
                   sorted(result.study_links, key=lambda s: (s["study_id"], s["cluster_id"])))
-    run.write_text("canonical.jsonl", "".join(
-        best_record_json(row, best) + "\n" for row, best in canon_rows))
+    run.write_text("canonical.jsonl", "".join(line + "\n" for line in lines))
     store.replace_rows("clusters", run.run_id, (
         (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())))
     store.append_decisions(run.run_id, (
         {"subject": m["record_b"], "stage": "dedupe", "decision": "merge",
          "reason": m["rule"], "evidence": f"merged with {m['record_a']}",
          "actor": "reviewer" if m["rule"].startswith("reviewer") else RULES}
-        for m in sorted(result.merges, key=lambda m: (m["record_a"], m["record_b"]))))
-    counts = {"records": len(records), "clusters": len(by_cluster),
-              "duplicates_removed": len(records) - len(by_cluster),
-              "studies": len(set(result.study_of.values())), "review_queue": len(result.queue),
-              "reviewer_answers": len(answers)}
+        for m in sorted(logged, key=lambda m: (m["record_a"], m["record_b"]))))
+    counts: dict[str, Any] = {
+        "records": len(records), "clusters": n_clusters,
+        "duplicates_removed": len(records) - n_clusters,
+        "studies": len(set(result.study_of.values())), "review_queue": len(result.queue),
+        "reviewer_answers": len(answers)}
+    info: dict[str, Any] = {}
+    if extension is not None:
+        info["incremental"] = {"since": since.run_id if since else None,
+                               "new_records": extension.new_records,
+                               "candidates": extension.candidates,
+                               "affected_clusters": len(extension.affected)}
     outputs = ("clusters.csv", "merge_log.csv", "dedupe_review.csv", "study_links.csv",
                "canonical.jsonl")
-    run.record_stage("dedupe", counts=counts, outputs=outputs, rules=RULES)
+    run.record_stage("dedupe", counts=counts, outputs=outputs, rules=RULES, **info)
     return StageResult("dedupe", counts, outputs)
+
+
+def _canonical_lines(records: list[Record], result: Clustering) -> list[str]:
+    by_cluster: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_cluster[result.cluster_of[record.record_id]].append(record)
+    lines = []
+    for cluster_id in sorted(by_cluster):
+        best, provenance = canonical(by_cluster[cluster_id])
+        row = {"cluster_id": cluster_id, "study_id": result.study_of[cluster_id],
+               "n_records": len(by_cluster[cluster_id]),
+               "record_ids": sorted(r.record_id for r in by_cluster[cluster_id]),
+               "provenance": provenance}
+        lines.append(best_record_json(row, best))
+    return lines
 
 
 def best_record_json(row: dict[str, Any], best: Record) -> str:
@@ -666,11 +718,26 @@ def best_record_json(row: dict[str, Any], best: Record) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
-def load_canonical(run: Run) -> list[dict[str, Any]]:
-    """One canonical record (as a dict with cluster_id, study_id…) per cluster."""
+def load_canonical(run: Run, cluster_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One canonical record (as a dict with cluster_id, study_id…) per cluster.
+
+    With ``cluster_ids``, only those clusters' lines are parsed (a few included studies out of
+    a large review cost a scan, not a parse, of the rest).
+    """
     path = run.require("canonical.jsonl", "dedupe")
+    wanted = None if cluster_ids is None else set(cluster_ids)
+    out = []
     with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for line in handle:
+            if not line.strip():
+                continue
+            if wanted is not None:
+                # A key's quotes cannot occur unescaped inside a JSON string value.
+                match = CANONICAL_CLUSTER_ID.search(line)
+                if match is None or match.group(1) not in wanted:
+                    continue
+            out.append(json.loads(line))
+    return out
 
 
 def read_answers(path: Path) -> dict[frozenset[str], str]:

@@ -30,6 +30,7 @@ from typing import Any
 from reviewpipe.dedupe import load_canonical
 from reviewpipe.errors import InputError
 from reviewpipe.jats import Article, Table, read_jats
+from reviewpipe.memo import inputs_hash, read_memo, stage_key, write_memo
 from reviewpipe.numbers import (
     DIGITS,
     NUMBER,
@@ -51,10 +52,14 @@ from reviewpipe.numbers import (
     word_pattern,
 )
 from reviewpipe.protocol import Protocol
-from reviewpipe.runs import Run, StageResult
+from reviewpipe.runs import Run, StageResult, sha256_file
 from reviewpipe.store import Store
 
 RULES = "rules:extract-v1"
+# Each included study's machine rows before the reviewers' file, for update runs to reuse; any
+# change to these modules extracts every study again.
+MEMO = "extract_memo.jsonl"
+_MEMO_MODULES = ("extract", "jats", "numbers", "normalize")
 STUDY_COLUMNS = ["cluster_id", "first_author", "year", "n_randomised", "comparison", "arms",
                  "comparison_evidence", "title", "n_randomised_span", "arms_json",
                  "timepoints_weeks", "sources"]
@@ -1468,28 +1473,47 @@ def _merge_fulltext(abstract: Extraction, full: Extraction) -> Extraction:
                    source=f"{abstract.source};{full.source}")
 
 
-def extract(protocol: Protocol, store: Store, run: Run) -> StageResult:
-    """Extract every included study; write studies.csv, outcomes.csv and adverse_events.csv."""
+def extract(protocol: Protocol, store: Store, run: Run, *, since: Run | None = None
+            ) -> StageResult:
+    """Extract every included study; write studies.csv, outcomes.csv and adverse_events.csv.
+
+    With ``since`` (an update run's previous run), a study whose canonical record, full text,
+    protocol and extraction code are unchanged keeps the rows ``since`` extracted
+    (``extract_memo.jsonl``); the reviewers' extraction file is applied to all as always.
+    """
     screening = run.read_csv("screening.csv", "screen")
     included = {row["cluster_id"] for row in screening if row.get("decision") == "include"}
-    records = {rec["cluster_id"]: rec for rec in load_canonical(run)}
+    records = {rec["cluster_id"]: rec for rec in load_canonical(run, included)}
     fulltext_dir = store.path.parent / "fulltext"
+    key = stage_key(protocol, _MEMO_MODULES)
+    memo = read_memo(since, MEMO, key)
     studies, outcomes, events = [], [], []
-    used_fulltext = 0
+    entries = []
+    used_fulltext = extracted_now = 0
     for cluster_id in sorted(included):
         record = records.get(cluster_id, {"cluster_id": cluster_id})
-        extraction = extract_from_text(record.get("abstract") or "", source="abstract",
-                                       protocol=protocol)
         pmcid = record.get("pmcid")
         full_path = fulltext_dir / f"{pmcid}.xml" if pmcid else None
-        if full_path is not None and full_path.is_file():
-            full, _ = extract_from_jats(full_path, protocol=protocol, arms=extraction.arms or None)
-            extraction = _merge_fulltext(extraction, full)
-            used_fulltext += 1
-        study, values, aes = study_rows(cluster_id, record, extraction, protocol)
+        has_full = full_path is not None and full_path.is_file()
+        inputs = inputs_hash(record, sha256_file(full_path) if has_full else None)
+        if memo.get(cluster_id, ("",))[0] == inputs:
+            study, values, aes = memo[cluster_id][1]
+        else:
+            extraction = extract_from_text(record.get("abstract") or "", source="abstract",
+                                           protocol=protocol)
+            if has_full:
+                full, _ = extract_from_jats(full_path, protocol=protocol,
+                                            arms=extraction.arms or None)
+                extraction = _merge_fulltext(extraction, full)
+            study, values, aes = study_rows(cluster_id, record, extraction, protocol)
+            extracted_now += 1
+        used_fulltext += has_full
+        entries.append((cluster_id, inputs, [study, values, aes]))
         studies.append(study)
         outcomes.extend(values)
         events.extend(aes)
+    # Rows as CSV will read them back, so a reused row and a new one are the same bytes.
+    write_memo(run, MEMO, key, entries)
     human_path = protocol.path.with_name(f"{protocol.review_id}.extraction.csv")
     humans = read_human_extraction(human_path, protocol)
     outcomes, unused = apply_human(outcomes, humans, human_path, included)
@@ -1509,10 +1533,11 @@ def extract(protocol: Protocol, store: Store, run: Run) -> StageResult:
         "human_rows": sum(1 for r in outcomes if str(r.get("extracted_by")).startswith("human")),
         "human_rows_not_included": unused,
         "adverse_event_rows": len(events),
+        "extracted_now": extracted_now,
     }
     for study in studies:
         for cid in study["comparison"].split(";"):
             counts[f"comparison_{cid}"] = counts.get(f"comparison_{cid}", 0) + 1
-    outputs = ("studies.csv", "outcomes.csv", "adverse_events.csv")
+    outputs = ("studies.csv", "outcomes.csv", "adverse_events.csv", MEMO)
     run.record_stage("extract", counts=counts, outputs=outputs)
     return StageResult("extract", counts, outputs)

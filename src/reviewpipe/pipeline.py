@@ -122,8 +122,7 @@ def fetch_fulltexts(store: Store, run: Run, environ: Mapping[str, str] | None = 
 
     included = {r["cluster_id"] for r in run.read_csv("screening.csv", "screen")
                 if r["decision"] == "include"}
-    pmcids = [c["pmcid"] for c in load_canonical(run)
-              if c["cluster_id"] in included and c.get("pmcid")]
+    pmcids = [c["pmcid"] for c in load_canonical(run, included) if c.get("pmcid")]
     if not pmcids:
         return 0
     config = EntrezConfig.from_env(os.environ if environ is None else environ)

@@ -86,11 +86,14 @@ class Run:
         return path
 
     def write_bytes(self, name: str, data: bytes) -> Path:
-        """Write an artifact atomically and record its SHA-256 in the manifest."""
+        """Write an artifact atomically and note its SHA-256 for the manifest.
+
+        The manifest itself is saved when the stage is recorded (or the run finished): a
+        stage killed half-way is not recorded, so its artifacts count for nothing anyway.
+        """
         path = self.dir / name
         atomic_write(path, data)
         self.manifest.setdefault("artifacts", {})[name] = hashlib.sha256(data).hexdigest()
-        self.save_manifest()
         return path
 
     def write_text(self, name: str, text: str) -> Path:

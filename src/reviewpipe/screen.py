@@ -18,9 +18,10 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from reviewpipe.dedupe import load_canonical
+from reviewpipe.dedupe import CANONICAL_CLUSTER_ID, load_canonical
 from reviewpipe.design import classify_design, text_model
 from reviewpipe.errors import InputError
+from reviewpipe.memo import read_memo, stage_key, write_memo
 from reviewpipe.normalize import normalize_title
 from reviewpipe.pico import NOT_MET, UNCLEAR, match_criterion
 from reviewpipe.protocol import Protocol
@@ -34,6 +35,10 @@ SCREENING_COLUMNS = ["cluster_id", "decision", "reason", "design", "p_rct", "dec
                      "evidence", "doubt", "study_id", "report_of", "title", "year",
                      "machine_decision", "machine_reason"]
 HUMAN_COLUMNS = ["id", "reviewer", "decision", "reason", "note", "date"]
+# The machine's verdict per cluster before study links and humans, for update runs to reuse;
+# any change to these modules or the design model decides every cluster again.
+MEMO = "screen_memo.jsonl"
+_MEMO_MODULES = ("screen", "design", "design_model", "pico", "normalize", "records")
 CONSENSUS = "consensus"
 _PROTOCOL_DESIGNS = {"rct_protocol", "registry_entry"}
 _REVIEW_DESIGNS = {"systematic_review", "narrative_review"}
@@ -106,14 +111,32 @@ def decide(record: dict[str, Any], protocol: Protocol, *, p_text: float | None =
         "p_rct": round(design.p_rct, 4), "decided_by": design.actor, "evidence": evidence,
         "doubt": "; ".join(doubts), "title": record.get("title", ""),
         "year": record.get("year") or "", "_has_pmid": bool(record.get("pmid")),
-        "_inputs": hashlib.sha256(json.dumps(record, sort_keys=True, ensure_ascii=False)
-                                  .encode("utf-8")).hexdigest(),
+        "_inputs": record_hash(record),
         "_has_doi": bool(record.get("doi")),
         "_english": (record.get("language") or "en").lower() in ("en", "eng"),
         "_abstract_len": len(record.get("abstract") or ""),
         "_authors": frozenset(w for a in (record.get("authors") or [])[:6]
                               for w in normalize_title(a).split() if len(w) > 2),
     }
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """The hash of everything :func:`decide` reads of a canonical record."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True, ensure_ascii=False)
+                          .encode("utf-8")).hexdigest()
+
+
+def _uncarried(run: Run, carried: dict[str, Any]) -> set[str]:
+    clusters = {r["cluster_id"] for r in run.read_csv("clusters.csv", "dedupe")}
+    return clusters - carried.keys()
+
+
+def _to_memo(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "_authors": sorted(row["_authors"])}
+
+
+def _from_memo(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "_authors": frozenset(row["_authors"])}
 
 
 def apply_study_links(rows: list[dict[str, Any]]) -> None:
@@ -291,21 +314,48 @@ def agreement(latest: dict[str, dict[str, HumanDecision]]) -> list[dict[str, Any
     return out
 
 
-def screen(protocol: Protocol, store: Store, run: Run) -> StageResult:
-    """Decide every cluster and write ``screening.csv`` (+ conflicts and the decision log)."""
-    canonical = load_canonical(run)
+def screen(protocol: Protocol, store: Store, run: Run, *, since: Run | None = None
+           ) -> StageResult:
+    """Decide every cluster and write ``screening.csv`` (+ conflicts and the decision log).
+
+    With ``since`` (an update run's previous run), a cluster whose canonical record, protocol
+    and screening code are unchanged keeps the machine verdict ``since`` gave it
+    (``screen_memo.jsonl``) instead of being decided again; study links, duplicate
+    publications and the humans' decisions are applied to every cluster as always.
+    """
     model = text_model()
     threshold = protocol.screen.get("rct_threshold")
     threshold = model.threshold if threshold is None else threshold
+    key = stage_key(protocol, _MEMO_MODULES, ("design_model.json",),
+                    extra=[threshold, model.version])
+    memo = read_memo(since, MEMO, key)
+    # A canonical line is its record as record_hash serialises it, so a line's hash finds its
+    # memo row without parsing the line.
+    carried: dict[str, dict[str, Any]] = {}
+    if memo:
+        with run.require("canonical.jsonl", "dedupe").open(encoding="utf-8") as handle:
+            for line in handle:
+                match = CANONICAL_CLUSTER_ID.search(line)
+                if match and match.group(1) in memo:
+                    digest = hashlib.sha256(line.rstrip("\n").encode("utf-8")).hexdigest()
+                    if memo[match.group(1)][0] == digest:
+                        carried[match.group(1)] = _from_memo(memo[match.group(1)][1])
+    todo = load_canonical(run, _uncarried(run, carried) if carried else None)
     scores = model.predict_proba([f"{c.get('title') or ''} {c.get('abstract') or ''}"
-                                  for c in canonical]) if canonical else []
-    rows = [decide(record, protocol, p_text=float(p), threshold=threshold, model=model.version)
-            for record, p in zip(canonical, scores, strict=True)]
+                                  for c in todo]) if todo else []
+    decided = [*carried.values(), *(
+        decide(record, protocol, p_text=float(p), threshold=threshold, model=model.version)
+        for record, p in zip(todo, scores, strict=True))]
+    decided.sort(key=lambda r: r["cluster_id"])
+    write_memo(run, MEMO, key, ((row["cluster_id"], row["_inputs"], _to_memo(row))
+                                for row in decided))
+    rows = [dict(row) for row in decided]
     apply_study_links(rows)
     flag_duplicate_publications(rows)
     for row in rows:
         row["machine_decision"], row["machine_reason"] = row["decision"], row["reason"]
-    cluster_of_record = {rid: rec["cluster_id"] for rec in canonical for rid in rec["record_ids"]}
+    cluster_of_record = {r["record_id"]: r["cluster_id"]
+                         for r in run.read_csv("clusters.csv", "dedupe")}
     humans_path = protocol.path.with_name(f"{protocol.review_id}.decisions.csv")
     conflicts, agreement_info = apply_humans(rows, read_human_decisions(humans_path),
                                              cluster_of_record)
@@ -330,6 +380,7 @@ def screen(protocol: Protocol, store: Store, run: Run) -> StageResult:
         counts[f"excluded_{reason}"] = sum(r["reason"] == reason for r in rows)
     counts["human_decisions"] = sum(r["decided_by"].startswith("human") for r in rows)
     counts["conflicts"] = len(conflicts)
-    outputs = ("screening.csv", "conflicts.csv", "agreement.json")
+    counts["decided_now"] = len(todo)
+    outputs = ("screening.csv", "conflicts.csv", "agreement.json", MEMO)
     run.record_stage("screen", counts=counts, outputs=outputs)
     return StageResult("screen", counts, outputs)

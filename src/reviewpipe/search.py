@@ -60,9 +60,11 @@ def write_search(store: Store, run: Run, review_id: str, records: list[Record],
     run.write_csv("records.csv", RECORD_COLUMNS, (r.to_row() for r in records))
     run.write_json("search.json", {"review": review_id, "sources": sources})
     # Full records (abstract sections, MeSH…) for later stages; records.csv is the readable view.
-    run.write_text("records.jsonl", "".join(r.to_json() + "\n" for r in records))
+    lines = [r.to_json() for r in records]
+    run.write_text("records.jsonl", "".join(line + "\n" for line in lines))
     store.replace_rows("records", run.run_id, (
-        (r.record_id, r.source, r.pmid, r.doi, r.title, r.year, r.to_json()) for r in records))
+        (r.record_id, r.source, r.pmid, r.doi, r.title, r.year, line)
+        for r, line in zip(records, lines, strict=True)))
     store.replace_rows("searches", run.run_id, (
         (s["source"], s["database"], s.get("query"), s.get("translation"), s["count"],
          s.get("mindate"), s.get("maxdate"), s.get("datetype"), s.get("searched_at"),

@@ -1,10 +1,12 @@
 """Scheduled rerun: PubMed records added since the last search, and a watch on included ones.
 
 ``update_review`` asks PubMed only for records whose Entrez date (``edat``) falls after the last
-successful search (minus a small overlap) and up to today, keeps those not seen before, runs
-them through dedupe, screening, extraction and pooling together with the existing records
-(clusters keep their ids), and writes ``new-trials.csv`` / ``new-trials.md``. It also re-fetches
-the included PMIDs and flags retractions, errata, expressions of concern and deletions.
+successful search (minus a small overlap) and up to today, keeps those not seen before, adds
+them to the previous run's clusters (ids kept; a new record is compared only with the old
+records it could match), screens and extracts only the clusters they changed while every
+other verdict is carried forward, pools and reports again, and writes ``new-trials.csv`` /
+``new-trials.md``. It also re-fetches the included PMIDs and flags retractions, errata,
+expressions of concern and deletions.
 Exit code: 0 when nothing needs a human, 3 when something does (errors raise: exit 1).
 """
 
@@ -35,6 +37,9 @@ from reviewpipe.search import load_records, write_search
 from reviewpipe.store import Store
 
 OVERLAP_DAYS = 7
+# Stages that take ``since``: new records are added to the previous run's clusters, and only
+# clusters they changed are screened and extracted again.
+INCREMENTAL_STAGES = ("dedupe", "screen", "extract")
 UPDATE_SOURCE = "pubmed-update"
 NEEDS_HUMAN_EXIT = 3
 WATCHED = {"RetractionIn": "retracted", "RetractionOf": "is a retraction notice",
@@ -139,15 +144,19 @@ def _stages_with_new(protocol: Any, store: Store, run: Run, previous: Run,
                      new: list[Record], info: dict[str, Any]) -> None:
     """Write the previous records plus the new ones into ``run`` and run every later stage."""
     sources = [s for s in previous.manifest.get("search", []) if s["source"] != UPDATE_SOURCE]
-    carried = [r for r in load_records(previous) if r.source != UPDATE_SOURCE]
-    earlier = [r for r in load_records(previous) if r.source == UPDATE_SOURCE]
+    records = load_records(previous)
+    carried = [r for r in records if r.source != UPDATE_SOURCE]
+    earlier = [r for r in records if r.source == UPDATE_SOURCE]
     if earlier:  # records found by earlier updates stay, under one combined source
         new = earlier + [r for r in new if r.pmid not in {e.pmid for e in earlier}]
         info = {**info, "count": len(new), "earlier_updates": len(earlier)}
     write_search(store, run, protocol.review_id, carried + new, [*sources, info], live=True)
     functions = stage_functions()
     for name in STAGES[1:]:
-        functions[name](protocol, store, run)
+        if name in INCREMENTAL_STAGES:  # only what the new records touch is done again
+            functions[name](protocol, store, run, since=previous)
+        else:
+            functions[name](protocol, store, run)
 
 
 def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
@@ -156,7 +165,7 @@ def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
     for row in clusters:
         if row["record_id"] in new_ids:
             new_by_cluster.setdefault(row["cluster_id"], []).append(row["record_id"])
-    canonical = {c["cluster_id"]: c for c in load_canonical(run)}
+    canonical = {c["cluster_id"]: c for c in load_canonical(run, new_by_cluster)}
     out = []
     for row in run.read_csv("screening.csv", "screen"):
         if row["cluster_id"] not in new_by_cluster:
@@ -177,9 +186,9 @@ def _watch(previous: Run, store: Store, entrez: Any, maxdate: str,
            fetch: Any) -> list[dict[str, str]]:
     """Re-fetch included PMIDs; flag retractions, errata, concerns and deletions."""
     screening = {r["cluster_id"]: r for r in previous.read_csv("screening.csv", "screen")}
-    included = {c["pmid"]: c["cluster_id"] for c in load_canonical(previous)
-                if c.get("pmid") and screening.get(c["cluster_id"], {}).get("decision")
-                == "include"}
+    wanted = [cid for cid, row in screening.items() if row["decision"] == "include"]
+    included = {c["pmid"]: c["cluster_id"] for c in load_canonical(previous, wanted)
+                if c.get("pmid")}
     if not included:
         return []
     digest = hashlib.sha256(",".join(sorted(included)).encode()).hexdigest()[:8]
