@@ -102,7 +102,8 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
             f"{maxdate.replace('/', '')}-{key}"
         found = search_pubmed(query, mindate=mindate, maxdate=maxdate, datetype="edat",
                               raw_dir=raw_dir, config=entrez)
-        known = {r.pmid for r in load_records(previous) if r.pmid}
+        previous_records = load_records(previous)
+        known = {r.pmid for r in previous_records if r.pmid}
         wanted = set(found.pmids) - known
         new: dict[str, Record] = {}
         for path in found.efetch_files():
@@ -117,7 +118,8 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
         run = None
         if new:
             with started_run(protocol, paths, store, live=True) as run:
-                _stages_with_new(protocol, store, run, previous, list(new.values()), info)
+                _stages_with_new(protocol, store, run, previous, previous_records,
+                                 list(new.values()), info)
                 trials = _new_trials(run, {f"{UPDATE_SOURCE}:{p}" for p in new})
                 needs_human = sum(t["needs_human"] == "yes" for t in trials) + len(watch)
                 for name, data in _reports(trials, watch, mindate, maxdate, found.count,
@@ -141,10 +143,9 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
 
 
 def _stages_with_new(protocol: Any, store: Store, run: Run, previous: Run,
-                     new: list[Record], info: dict[str, Any]) -> None:
-    """Write the previous records plus the new ones into ``run`` and run every later stage."""
+                     records: list[Record], new: list[Record], info: dict[str, Any]) -> None:
+    """Write ``previous``'s ``records`` plus the new ones into ``run``; run every later stage."""
     sources = [s for s in previous.manifest.get("search", []) if s["source"] != UPDATE_SOURCE]
-    records = load_records(previous)
     carried = [r for r in records if r.source != UPDATE_SOURCE]
     earlier = [r for r in records if r.source == UPDATE_SOURCE]
     if earlier:  # records found by earlier updates stay, under one combined source
