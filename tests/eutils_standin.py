@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import random
@@ -53,6 +54,9 @@ EFETCH_ERROR_HEAD = (
     '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20131226/efetch.dtd">\n'
 )
 FAULT_KINDS = ("status", "429", "reset", "drop", "truncate", "cut", "short", "slow", "grow")
+# esearch sort values (lower case, "+" read as a space) -> the order they give
+_SORTS = {"pub_date": "pdat", "pub date": "pdat", "most recent": "edat", "": "edat",
+          "relevance": "relevance"}
 _MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
 
@@ -305,15 +309,29 @@ class EutilsStandin:
     def _visible(self, art: _Article) -> bool:
         return self.today is None or art.edat <= self.today.toordinal()
 
-    def search(self, mindate: str | None, maxdate: str | None,
-               datetype: str = "pdat") -> list[str]:
-        """PMIDs in the window, most recent first (PubMed's esearch order)."""
+    def search(self, mindate: str | None, maxdate: str | None, datetype: str = "pdat",
+               sort: str | None = None) -> list[str]:
+        """PMIDs in the window, in esearch's ``sort`` order.
+
+        ``pub_date`` lists the newest publication date first; no sort or ``most recent`` the
+        newest entrez date first (PubMed's default; it stands in for the create date PubMed
+        uses); ties go to the higher PMID. ``relevance`` is a fixed order unrelated to dates.
+        Any other value (``Author``, ``JournalName``, ...) is not modelled and gets the default.
+        """
         with self._lock:
             index = self._by["edat" if datetype == "edat" else "pdat"]
             lo = _parse_day(mindate, False).toordinal() if mindate and maxdate else 0
             hi = _parse_day(maxdate, True).toordinal() if mindate and maxdate else 10**7
-            found = index[bisect_left(index, (lo, 0)):bisect_right(index, (hi, 10**12))]
-            return [str(p) for _, p in reversed(found) if self._visible(self._articles[str(p)])]
+            found = [p for _, p in index[bisect_left(index, (lo, 0)):
+                                         bisect_right(index, (hi, 10**12))]
+                     if self._visible(self._articles[str(p)])]
+            order = _SORTS.get((sort or "").strip().lower().replace("+", " "), "edat")
+            if order == "relevance":
+                found.sort(key=lambda p: hashlib.sha256(str(p).encode()).digest())
+                return [str(p) for p in found]
+            if order != ("edat" if datetype == "edat" else "pdat"):
+                found.sort(key=lambda p: (getattr(self._articles[str(p)], order), p))
+            return [str(p) for p in reversed(found)]
 
     # -- faults and records -----------------------------------------------------------------
     def fault(self, kind: str, *, times: int = 1,
@@ -388,7 +406,8 @@ class EutilsStandin:
         term = p.get("term", "").strip()
         if not term:
             return self._esearch_error("Empty term and query_key - nothing todo")
-        found = self.search(p.get("mindate"), p.get("maxdate"), p.get("datetype", "pdat"))
+        found = self.search(p.get("mindate"), p.get("maxdate"), p.get("datetype", "pdat"),
+                            p.get("sort"))
         retstart, retmax = int(p.get("retstart", 0)), int(p.get("retmax", 20))
         ids = found[retstart:max(retstart, min(retstart + retmax, self.max_ids))]
         history = ""
@@ -396,7 +415,8 @@ class EutilsStandin:
             with self._lock:
                 webenv = p.get("WebEnv") or f"MCID_standin{next(self._webenvs):08d}"
                 key = str(1 + sum(1 for w, _ in self._history if w == webenv))
-                window = (p.get("mindate"), p.get("maxdate"), p.get("datetype", "pdat"))
+                window = (p.get("mindate"), p.get("maxdate"), p.get("datetype", "pdat"),
+                          p.get("sort"))
                 self._history[(webenv, key)] = (tuple(found), window)
             history = f"<QueryKey>{key}</QueryKey><WebEnv>{webenv}</WebEnv>"
         id_xml = "".join(f"<Id>{i}</Id>" for i in ids)

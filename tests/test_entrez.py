@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import defusedxml.ElementTree as ET
@@ -309,6 +311,181 @@ def test_window_over_max_ids_is_split_by_date(tmp_path):
             date.fromisoformat(a["maxdate"].replace("/", "-")).toordinal() + 1
 
 
+def bare_article(pmid: int, edat: date, pdat: date | None = None) -> str:
+    """A small PubmedArticle (PMID and dates only), so that tens of thousands load fast."""
+    def ymd(day: date) -> str:
+        return f"<Year>{day.year}</Year><Month>{day.month:02d}</Month><Day>{day.day:02d}</Day>"
+    return (f'<PubmedArticle><MedlineCitation><PMID Version="1">{pmid}</PMID><Article><Journal>'
+            f"<JournalIssue><PubDate>{ymd(pdat or edat)}</PubDate></JournalIssue></Journal>"
+            f'</Article></MedlineCitation><PubmedData><History><PubMedPubDate PubStatus="entrez">'
+            f"{ymd(edat)}</PubMedPubDate></History></PubmedData></PubmedArticle>")
+
+
+def clustered(n: int, days: int, *, seed: int, first_pmid: int = 95000001,
+              start: date = date(2021, 3, 1)) -> tuple[list[str], dict[str, tuple[date, date]]]:
+    """``n`` bare articles crowded onto ``days`` entrez days and, independently, ``days``
+    publication days, so that many records share every day a search can end on."""
+    rng = random.Random(seed)
+    out, when = [], {}
+    for i in range(n):
+        edat = start + timedelta(days=rng.randrange(days))
+        pdat = start + timedelta(days=rng.randrange(days))
+        out.append(bare_article(first_pmid + i, edat, pdat))
+        when[str(first_pmid + i)] = (edat, pdat)
+    return out, when
+
+
+def held_pmids(raw: Path) -> list[str]:
+    """Every PMID every archived efetch body holds, duplicates included."""
+    state = json.loads((raw / "fetch-state.json").read_text())
+    return [p for f in state["files"] if f["kind"].startswith("efetch") for p in f["pmids"]]
+
+
+def assert_parts_tile(result: PubmedSearch, lo: str, hi: str, limit: int) -> None:
+    parts = result.parts
+    assert parts[0]["mindate"] == lo and parts[-1]["maxdate"] == hi
+    assert all(p["count"] <= limit for p in parts)
+    assert sum(p["count"] for p in parts) == result.count
+    for a, b in zip(parts, parts[1:], strict=False):
+        assert date.fromisoformat(b["mindate"].replace("/", "-")) == \
+            date.fromisoformat(a["maxdate"].replace("/", "-")) + timedelta(days=1)
+
+
+def straddled(s: EutilsStandin, when: dict[str, tuple[date, date]], datetype: str,
+              limit: int) -> int:
+    """How many of the run's first searches ended their listing inside a day."""
+    which = 0 if datetype == "edat" else 1
+    n = 0
+    for req in s.requests_for("esearch"):
+        if req.params.get("usehistory") != "y":
+            continue
+        found = s.search(req.params["mindate"], req.params["maxdate"], datetype,
+                         req.params.get("sort"))
+        n += len(found) > limit and when[found[limit - 1]][which] == when[found[limit]][which]
+    return n
+
+
+def test_over_9999_hits_are_walked_newest_first_in_few_searches(tmp_path):
+    # 20,500 records on 61 days (~340 a day): every search's 9,999th id falls inside a day.
+    n, batch = 20500, 2500
+    arts, when = clustered(n, 61, seed=3)
+    with EutilsStandin(arts) as s:
+        result = search_pubmed("trial", mindate="2021/03/01", maxdate="2021/04/30",
+                               datetype="edat", raw_dir=tmp_path,
+                               config=make_config(s, batch_size=batch))
+        assert_exactly_once(result, s.pmids)
+        assert_rate_kept(s)
+        assert straddled(s, when, "edat", 9999) == 2  # both cuts split a day's records
+        esearch, efetch = s.requests_for("esearch"), s.requests_for("efetch")
+    assert_parts_tile(result, "2021/03/01", "2021/04/30", 9999)
+    # The minimum: ceil(n / 9,999) = 3 searches to list every id, 3 more for the final check
+    # (halving the window took 16 here); no record fetched twice.
+    assert len(result.parts) == 3 and len(esearch) == 6
+    assert [r.params.get("sort") for r in esearch[:3]] == ["most recent"] * 3
+    assert len(efetch) <= math.ceil(n / batch) + len(result.parts) - 1
+    assert sorted(held_pmids(tmp_path), key=int) == result.pmids
+    assert (result.count_initial, result.fetched_by_id, result.added_during_run) == (n, 0, [])
+
+
+@pytest.mark.parametrize("datetype", ["edat", "pdat"])
+def test_split_keeps_records_sharing_the_boundary_day(tmp_path, datetype):
+    # 60 records on 8 days, 12 listed per search: each listing ends inside a day.
+    arts, when = clustered(60, 8, seed=11)
+    with EutilsStandin(arts, max_ids=12) as s:
+        result = search_pubmed("trial", mindate="2021/03/01", maxdate="2021/03/08",
+                               datetype=datetype, raw_dir=tmp_path,
+                               config=make_config(s, max_ids=12, batch_size=5))
+        assert_exactly_once(result, s.pmids)
+        assert_rate_kept(s)
+        assert straddled(s, when, datetype, 12) >= 3
+        sorts = {r.params.get("sort") for r in s.requests_for("esearch")
+                 if r.params.get("usehistory")}
+    # (a day holding max_ids records itself leaves no day to cut at: that window is halved)
+    assert sorts - {None} == {"most recent" if datetype == "edat" else "pub_date"}
+    assert_parts_tile(result, "2021/03/01", "2021/03/08", 12)
+    assert sorted(held_pmids(tmp_path), key=int) == result.pmids  # none fetched twice
+    for part in result.parts:  # each part holds exactly the records of its days
+        lo, hi = (date.fromisoformat(part[k].replace("/", "-")) for k in ("mindate", "maxdate"))
+        on = [p for p in result.pmids if lo <= when[p][0 if datetype == "edat" else 1] <= hi]
+        assert len(on) == part["count"]
+
+
+def test_split_esearch_count_is_near_the_minimum(tmp_path):
+    n, limit, batch = 95, 20, 10  # entrez days spread over 16 years: few share a day
+    with EutilsStandin(make_articles(n, seed=5), max_ids=limit) as s:
+        result = search(s, tmp_path, max_ids=limit, batch_size=batch)
+        assert_exactly_once(result, s.pmids)
+        esearch, efetch = s.requests_for("esearch"), s.requests_for("efetch")
+    windows = math.ceil(n / limit)
+    assert len(result.parts) <= windows + 1
+    assert len(esearch) == 2 * len(result.parts) <= 2 * windows + 2
+    assert len(efetch) == math.ceil(n / batch)  # whole batches: the remainder waits a search
+    assert result.requests_made == len(esearch) + len(efetch)
+
+
+def test_split_without_a_date_sort_halves_the_window(tmp_path):
+    # PubMed cannot sort by modification date, so mdat windows are halved as before.
+    with EutilsStandin(max_ids=12) as s:
+        result = search_pubmed("trial", mindate="2010", maxdate="2025", datetype="mdat",
+                               raw_dir=tmp_path, config=make_config(s, max_ids=12))
+        assert_exactly_once(result, s.pmids)
+        assert all("sort" not in r.params for r in s.requests_for("esearch"))
+    assert len(result.parts) > 2
+    assert_parts_tile(result, "2010/01/01", "2025/12/31", 12)
+
+
+def test_split_cut_that_does_not_add_up_is_searched_by_itself(tmp_path):
+    # Records enter the older span between the first two searches: the counts no longer add
+    # up, so the newest span is searched by itself (halved) instead of trusted.
+    arts, _ = clustered(40, 8, seed=2)
+    new = [bare_article(96000001 + i, date(2021, 3, 1)) for i in range(4)]
+    with EutilsStandin(arts, max_ids=12) as s:
+        s.fault("grow", on="esearch", skip=1, articles=new)
+        result = search_pubmed("trial", mindate="2021/03/01", maxdate="2021/03/08",
+                               datetype="edat", raw_dir=tmp_path,
+                               config=make_config(s, max_ids=12, batch_size=5))
+        assert_exactly_once(result, s.pmids)
+        assert_rate_kept(s)
+        first = [r for r in s.requests_for("esearch") if r.params.get("usehistory")]
+    assert any("sort" not in r.params for r in first)  # the span searched by itself
+    assert_parts_tile(result, "2021/03/01", "2021/03/08", 12)
+    assert sorted(held_pmids(tmp_path), key=int) == result.pmids
+    assert len(result.pmids) == 44
+
+
+def test_split_count_growing_mid_run_is_detected(tmp_path):
+    arts, _ = clustered(40, 8, seed=4)
+    new = [bare_article(96000001 + i, date(2021, 3, 8)) for i in range(3)]
+    with EutilsStandin(arts, max_ids=12) as s:
+        s.fault("grow", on="efetch", skip=3, articles=new)
+        result = search_pubmed("trial", mindate="2021/03/01", maxdate="2021/03/08",
+                               datetype="edat", raw_dir=tmp_path,
+                               config=make_config(s, max_ids=12, batch_size=5))
+        assert_exactly_once(result, s.pmids)
+    assert (result.count_initial, result.count_final) == (40, 43)
+    assert result.added_during_run == ["96000001", "96000002", "96000003"]
+    assert result.fetched_by_id == 3
+
+
+def test_split_resume_after_failure_fetches_each_record_once(tmp_path):
+    arts, _ = clustered(40, 8, seed=6)
+    with EutilsStandin(arts, max_ids=12) as s:
+        config = make_config(s, max_ids=12, batch_size=5)
+        s.fault("status", status=400, on="efetch", skip=4)  # in the second search's batches
+        with pytest.raises(EntrezError, match="HTTP 400"):
+            search_pubmed("trial", mindate="2021/03/01", maxdate="2021/03/08",
+                          datetype="edat", raw_dir=tmp_path, config=config)
+        first = len(set(held_pmids(tmp_path)))
+        resumed = search_pubmed("trial", mindate="2021/03/01", maxdate="2021/03/08",
+                                datetype="edat", raw_dir=tmp_path, config=config)
+        assert_exactly_once(resumed, s.pmids)
+        assert_rate_kept(s)
+    assert resumed.resumed and 0 < first == resumed.reused_pmids
+    assert resumed.fetched_by_id == 40 - first
+    assert sorted(held_pmids(tmp_path), key=int) == resumed.pmids  # none fetched twice
+    assert_parts_tile(resumed, "2021/03/01", "2021/03/08", 12)
+
+
 def test_one_day_over_max_ids_is_an_error(tmp_path):
     arts = [make_article(93000001 + i, edat=date(2020, 1, 2)) for i in range(3)]
     with EutilsStandin(arts, max_ids=2) as s, pytest.raises(EntrezError, match="narrow"):
@@ -371,6 +548,46 @@ def test_resume_after_sigkill_skips_good_batches_and_refetches_corrupt_ones(stan
     assert_rate_kept(standin)
     assert first.name not in {f["path"] for f in resumed.raw_files}
     assert records(resumed) == records(search(standin, tmp_path / "clean"))
+
+
+def test_split_resume_after_sigkill_fetches_each_record_once(tmp_path):
+    raw = tmp_path / "raw"
+    arts, _ = clustered(40, 8, seed=6)
+    with EutilsStandin(arts, max_ids=12) as s:
+        s.fault("slow", on="efetch", skip=4, delay=10)  # the child hangs in the second search
+        env = {**os.environ, "NCBI_EMAIL": EMAIL, "NCBI_API_KEY": KEY,
+               "REVIEWPIPE_EUTILS_URL": s.base_url}
+        code = ("import sys; from pathlib import Path; from reviewpipe.entrez import *; "
+                "search_pubmed('trial', mindate='2021/03/01', maxdate='2021/03/08', "
+                "datetype='edat', raw_dir=Path(sys.argv[1]), "
+                "config=EntrezConfig.from_env(batch_size=5, max_ids=12, backoff=0.01))")
+        child = subprocess.Popen([sys.executable, "-c", code, str(raw)], env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if (raw / "fetch-state.json").exists() and len(held_pmids(raw)) >= 15:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the child never saved four batches")
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+        assert child.returncode == -signal.SIGKILL
+        state = json.loads((raw / "fetch-state.json").read_text())
+        assert sum(f["kind"] == "esearch" for f in state["files"]) >= 2  # killed mid-walk
+        first = len(set(held_pmids(raw)))
+        s.clear_faults()
+        time.sleep(1.05)  # the child's requests leave the server's 1 s window
+        resumed = search_pubmed("trial", mindate="2021/03/01", maxdate="2021/03/08",
+                                datetype="edat", raw_dir=raw,
+                                config=make_config(s, max_ids=12, batch_size=5))
+        assert_exactly_once(resumed, s.pmids)
+        assert_rate_kept(s)
+    assert resumed.resumed and resumed.reused_pmids == first >= 15
+    assert resumed.fetched_by_id == 40 - first
+    assert sorted(held_pmids(raw), key=int) == resumed.pmids  # none fetched twice
+    assert_parts_tile(resumed, "2021/03/01", "2021/03/08", 12)
 
 
 # -- the API key stays secret --------------------------------------------------------------------
@@ -473,5 +690,19 @@ def test_standin_limits_rate_and_filters_dates():
         in_2015 = s.search("2015/01", "2015/12/31", "edat")
         assert 0 < len(in_2015) < 30 and set(in_2015) == set(s.search("2015", "2015", "edat"))
         assert s.search("2015", "2015", "pdat") != []
+        # esearch's sort: newest publication date first; by default newest entrez date first;
+        # ties to the higher PMID; relevance is unrelated to dates. Same records every way.
+        arts = s._articles
+
+        def key(kind: str, pmids: list[str]) -> list[tuple[int, int]]:
+            return [(getattr(arts[p], kind), int(p)) for p in pmids]
+
+        by_pdat = s.search("2010", "2025", "edat", "pub_date")
+        assert key("pdat", by_pdat) == sorted(key("pdat", every), reverse=True)
+        for sort in (None, "most recent", "most+recent"):
+            found = s.search("2010", "2025", "pdat", sort)
+            assert key("edat", found) == sorted(key("edat", every), reverse=True)
+        relevance = s.search("2010", "2025", "edat", "relevance")
+        assert sorted(relevance) == sorted(every) and relevance not in (every, by_pdat)
         s.today = date(2015, 1, 1)
         assert len(s.pmids) < 30 and set(s.search("2010", "2025", "edat")) == set(s.pmids)
