@@ -141,9 +141,7 @@ class _Keys:
 
 
 def cluster_records(records: list[Record], *, answers: dict[frozenset[str], str] | None = None,
-                    previous: dict[str, str] | None = None,
-                    keep: Iterable[Iterable[str]] = (), new: set[str] | None = None
-                    ) -> Clustering:
+                    previous: dict[str, str] | None = None) -> Clustering:
     """Group records into clusters (same publication) and studies (same trial).
 
     The result does not depend on the order of ``records``: they are sorted by ``record_id``
@@ -157,27 +155,20 @@ def cluster_records(records: list[Record], *, answers: dict[frozenset[str], str]
         honoured before any rule, on every run.
     previous : dict, optional
         ``record_id -> cluster_id`` from an earlier run, so clusters keep their ids.
-    keep : groups of record ids, optional
-        Held together from the start, unlogged: an earlier run's clusters, when only new
-        records are being added to them (:mod:`reviewpipe.incremental`).
-    new : set of record ids, optional
-        When given, rule-scored pairs are only considered if one side is new; exact keys and
-        reviewers' answers apply to every pair as always.
     """
     # Keys, pairs and log rows are many small objects that form no cycles; with the collector
     # on, each burst of them re-scans every live record (a third of the time at 100k).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _cluster(records, answers or {}, previous or {}, keep, new)
+        return _cluster(records, answers or {}, previous or {})
     finally:
         if was_enabled:
             gc.enable()
 
 
 def _cluster(records: list[Record], answers: dict[frozenset[str], str],
-             previous: dict[str, str], keep: Iterable[Iterable[str]] = (),
-             new: set[str] | None = None) -> Clustering:
+             previous: dict[str, str]) -> Clustering:
     records = sorted(records, key=lambda r: r.record_id)
     ids = [r.record_id for r in records]
     index = {rid: i for i, rid in enumerate(ids)}
@@ -188,12 +179,6 @@ def _cluster(records: list[Record], answers: dict[frozenset[str], str],
     for (a, b), answer in known:
         if answer == "different":
             forest.forbid(index[a], index[b])
-    for group in keep:
-        members = sorted(index[rid] for rid in group)
-        for other in members[1:]:
-            forest.union(members[0], other)
-    is_new = None if new is None else np.fromiter((rid in new for rid in ids), dtype=bool,
-                                                  count=len(ids))
     merges: list[dict[str, Any]] = []
     queue: list[dict[str, Any]] = []
 
@@ -210,7 +195,7 @@ def _cluster(records: list[Record], answers: dict[frozenset[str], str],
         if answer == "same":
             join(index[a], index[b], "reviewer:same", {})
     _exact_keys(records, keys, forest, join, queue)
-    for i, j in _candidate_pairs(keys, forest, is_new):
+    for i, j in _candidate_pairs(keys, forest):
         if forest.find(i) != forest.find(j):
             verdict, rule, scores = _decide(keys[i], keys[j])
             if verdict == "merge":
@@ -361,10 +346,8 @@ def _keys(record: Record) -> _Keys:
     )
 
 
-def _candidate_pairs(keys: list[_Keys], forest: _Forest, is_new: np.ndarray | None = None
-                     ) -> Iterable[tuple[int, int]]:
-    """Candidate pairs (i < j) worth deciding, best title score first; with ``is_new``, only
-    pairs with a new side.
+def _candidate_pairs(keys: list[_Keys], forest: _Forest) -> Iterable[tuple[int, int]]:
+    """Candidate pairs (i < j) worth deciding, best title score first.
 
     Blocks: the rarest shared title words, and (first author, year, first page). Pairs in one
     cluster already are dropped; the title score of every other pair is computed at once in C
@@ -398,8 +381,6 @@ def _candidate_pairs(keys: list[_Keys], forest: _Forest, is_new: np.ndarray | No
     codes = np.concatenate(chunks)
     roots = forest.roots()
     codes = codes[roots[(codes >> 1) // n] != roots[(codes >> 1) % n]]
-    if is_new is not None:
-        codes = codes[is_new[(codes >> 1) // n] | is_new[(codes >> 1) % n]]
     codes.sort()  # not np.unique: numpy 2's hash-based unique is 100x slower on int64
     pair = codes >> 1
     last = np.ones(len(codes), dtype=bool)  # the last of equal pairs carries "cited"
@@ -639,27 +620,19 @@ def canonical(records: list[Record]) -> tuple[Record, dict[str, str]]:
     return best, provenance
 
 
-def dedupe(protocol: Protocol, store: Store, run: Run, *, since: Run | None = None
-           ) -> StageResult:
+def dedupe(protocol: Protocol, store: Store, run: Run) -> StageResult:
     """Cluster the run's records; write clusters, merge log, review queue and canonical records.
 
-    With ``since`` (an earlier complete run whose records this run's records include), only the
-    records ``since`` lacked are clustered, against the old records they could match
-    (:mod:`reviewpipe.incremental`); when that cannot give the same result, everything is.
+    Every record is clustered, in updates too: blocking and the order of decisions depend on
+    all records, so adding records to old clusters could differ from what a full run gives
+    (and ``audit verify`` re-derives every run from scratch). Clusters keep the ids the last
+    complete run gave them.
     """
-    from reviewpipe.incremental import extend_clusters
-
     records = load_records(run)
     answers = read_answers(protocol.path.with_name(f"{protocol.review_id}.dedupe.csv"))
-    extension = extend_clusters(records, since, answers) if since is not None else None
-    if extension is not None:
-        result, lines = extension.clustering, extension.canonical_lines
-        logged = extension.new_merges
-    else:
-        result = cluster_records(records, answers=answers,
-                                 previous=_previous_clusters(store, run.run_id))
-        lines = _canonical_lines(records, result)
-        logged = result.merges
+    result = cluster_records(records, answers=answers,
+                             previous=_previous_clusters(store, run.run_id))
+    lines = _canonical_lines(records, result)
     n_clusters = len(lines)
 
     run.write_csv("clusters.csv", ["record_id", "cluster_id", "study_id"], (
@@ -678,21 +651,15 @@ def dedupe(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
         {"subject": m["record_b"], "stage": "dedupe", "decision": "merge",
          "reason": m["rule"], "evidence": f"merged with {m['record_a']}",
          "actor": "reviewer" if m["rule"].startswith("reviewer") else RULES}
-        for m in sorted(logged, key=lambda m: (m["record_a"], m["record_b"]))))
+        for m in sorted(result.merges, key=lambda m: (m["record_a"], m["record_b"]))))
     counts: dict[str, Any] = {
         "records": len(records), "clusters": n_clusters,
         "duplicates_removed": len(records) - n_clusters,
         "studies": len(set(result.study_of.values())), "review_queue": len(result.queue),
         "reviewer_answers": len(answers)}
-    info: dict[str, Any] = {}
-    if extension is not None:
-        info["incremental"] = {"since": since.run_id if since else None,
-                               "new_records": extension.new_records,
-                               "candidates": extension.candidates,
-                               "affected_clusters": len(extension.affected)}
     outputs = ("clusters.csv", "merge_log.csv", "dedupe_review.csv", "study_links.csv",
                "canonical.jsonl")
-    run.record_stage("dedupe", counts=counts, outputs=outputs, rules=RULES, **info)
+    run.record_stage("dedupe", counts=counts, outputs=outputs, rules=RULES)
     return StageResult("dedupe", counts, outputs)
 
 

@@ -142,6 +142,7 @@ def write_decision_log(store: Store, run: Run) -> None:
     entries = [e for e in store.decision_log() if e["run_id"] == run.run_id]
     run.write_text("decisions.jsonl", "".join(
         json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries))
+    run.save_manifest()  # its hash, for a stage rerun on a finished run (no finish_run after)
 
 
 def run_stage(root: str | Path, review_id: str, stage: str, *, run_id: str | None = None,

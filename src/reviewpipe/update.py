@@ -1,10 +1,10 @@
 """Scheduled rerun: PubMed records added since the last search, and a watch on included ones.
 
 ``update_review`` asks PubMed only for records whose Entrez date (``edat``) falls after the last
-successful search (minus a small overlap) and up to today, keeps those not seen before, adds
-them to the previous run's clusters (ids kept; a new record is compared only with the old
-records it could match), screens and extracts only the clusters they changed while every
-other verdict is carried forward, pools and reports again, and writes ``new-trials.csv`` /
+successful search (minus a small overlap) and up to today, keeps those not seen before, and
+clusters them with the previous records (old clusters keep their ids); only the clusters whose
+canonical record changed are screened and extracted again, every other verdict being carried
+forward from the previous run; pooling and the report are redone. It writes ``new-trials.csv`` /
 ``new-trials.md``. It also re-fetches the included PMIDs and flags retractions, errata,
 expressions of concern and deletions.
 Exit code: 0 when nothing needs a human, 3 when something does (errors raise: exit 1).
@@ -37,9 +37,9 @@ from reviewpipe.search import load_records, write_search
 from reviewpipe.store import Store
 
 OVERLAP_DAYS = 7
-# Stages that take ``since``: new records are added to the previous run's clusters, and only
-# clusters they changed are screened and extracted again.
-INCREMENTAL_STAGES = ("dedupe", "screen", "extract")
+# Stages that take ``since``: only the clusters whose canonical record changed (those new
+# records joined or formed) are screened and extracted again; the rest is carried forward.
+INCREMENTAL_STAGES = ("screen", "extract")
 UPDATE_SOURCE = "pubmed-update"
 NEEDS_HUMAN_EXIT = 3
 WATCHED = {"RetractionIn": "retracted", "RetractionOf": "is a retraction notice",
