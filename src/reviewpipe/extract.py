@@ -59,7 +59,7 @@ RULES = "rules:extract-v1"
 # Each included study's machine rows before the reviewers' file, for update runs to reuse; any
 # change to these modules extracts every study again.
 MEMO = "extract_memo.jsonl"
-_MEMO_MODULES = ("extract", "jats", "numbers", "normalize")
+_MEMO_MODULES = ("extract", "jats", "numbers", "normalize", "readers/safexml")
 STUDY_COLUMNS = ["cluster_id", "first_author", "year", "n_randomised", "comparison", "arms",
                  "comparison_evidence", "title", "n_randomised_span", "arms_json",
                  "timepoints_weeks", "sources"]

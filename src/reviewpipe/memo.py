@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Sequence
-from importlib import resources
+from importlib import metadata, resources
 from typing import Any
 
 from reviewpipe.protocol import Protocol
@@ -21,15 +22,26 @@ from reviewpipe.runs import Run
 
 def stage_key(protocol: Protocol, modules: Sequence[str], data: Sequence[str] = (),
               extra: Any = None) -> str:
-    """Digest of ``reviewpipe.<module>`` sources, package data files, the protocol and
-    ``extra``."""
+    """Digest of ``reviewpipe.<module>`` sources (``readers/safexml`` for a subpackage's),
+    package data files, the protocol, ``extra`` and the versions of Python and the numeric
+    libraries."""
     digest = hashlib.sha256()
     package = resources.files("reviewpipe")
     for name in [f"{m}.py" for m in modules] + [f"data/{d}" for d in data]:
         digest.update(name.encode() + b"\0" + package.joinpath(name).read_bytes() + b"\0")
     settings = {k: v for k, v in protocol.data.items() if k != "search"}
-    digest.update(json.dumps([settings, extra], sort_keys=True, default=str).encode())
+    # Libraries whose numbers or matching the stages depend on: an upgrade decides again.
+    libraries = {name: _version(name) for name in ("numpy", "scipy", "rapidfuzz")}
+    digest.update(json.dumps([settings, extra, libraries, sys.version], sort_keys=True,
+                             default=str).encode())
     return digest.hexdigest()
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 def inputs_hash(*parts: Any) -> str:
