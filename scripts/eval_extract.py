@@ -35,7 +35,8 @@ FIELDS = ("mean", "sd", "md", "ci_low", "ci_high", "p")
 if str(PROJECT / "src") not in sys.path:
     sys.path.insert(0, str(PROJECT / "src"))
 
-from reviewpipe.extract import Extraction, canonical_instrument, extract_from_text  # noqa: E402
+from reviewpipe.extract_doc import Extraction, canonical_instrument  # noqa: E402
+from reviewpipe.extract_values import extract_from_text  # noqa: E402
 from reviewpipe.numbers import find_times, normalise_p  # noqa: E402
 from reviewpipe.protocol import Protocol, load_protocol  # noqa: E402
 

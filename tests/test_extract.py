@@ -16,18 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from reviewpipe.comparisons import assign_comparison
 from reviewpipe.errors import InputError
-from reviewpipe.extract import (
-    AE_COLUMNS,
-    OUTCOME_COLUMNS,
-    STUDY_COLUMNS,
-    Extraction,
-    assign_comparison,
-    extract,
-    extract_from_jats,
-    extract_from_text,
-    read_human_extraction,
-)
+from reviewpipe.extract import AE_COLUMNS, OUTCOME_COLUMNS, STUDY_COLUMNS, extract
+from reviewpipe.extract_doc import Extraction
+from reviewpipe.extract_tables import extract_from_jats
+from reviewpipe.extract_values import extract_from_text
+from reviewpipe.human_extraction import read_human_extraction
 from reviewpipe.jats import read_jats
 from reviewpipe.numbers import (
     find_p_values,

@@ -55,7 +55,7 @@ def check_reviewer_files(protocol: Protocol) -> None:
     the run with the file and line, and no run folder is created.
     """
     from reviewpipe.dedupe import read_answers
-    from reviewpipe.extract import read_human_extraction
+    from reviewpipe.human_extraction import read_human_extraction
     from reviewpipe.screen import read_human_decisions
 
     def beside(suffix: str) -> Path:
