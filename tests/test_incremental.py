@@ -126,6 +126,22 @@ def test_update_adds_new_records_without_redoing_the_review(project: Path, revie
     for name in COMPARED:
         assert (folder / name).read_bytes() == (again / name).read_bytes(), name
 
+    # The decision log grows with what the update decided, not with the review.
+    log = [json.loads(line) for line in
+           (folder / "decisions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {e["subject"] for e in log if e["stage"] == "screen"} == {
+        copied["cluster_id"], trial_cluster}
+    assert [e["subject"] for e in log if e["stage"] == "dedupe"] == [copy_id]
+    # ... and explaining a carried cluster shows the entry of the run that decided it.
+    old_cluster = sorted(unchanged)[0]
+    explained = _invoke(["audit", "explain", "--review", REVIEW, "--root", str(project),
+                         old_cluster])
+    assert explained.exit_code == 0, explained.output
+    screen_entries = [e for e in json.loads(explained.stdout)["decision_log"]
+                      if e["stage"] == "screen"]
+    assert [e["run_id"] for e in screen_entries] == [reviewed.name]
+    assert screen_entries[0]["decision"] == before[old_cluster]["decision"]
+
     assert _invoke(["audit", "verify", "--review", REVIEW, "--root", str(project)]
                    ).exit_code == 0
 

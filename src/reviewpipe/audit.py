@@ -115,8 +115,22 @@ def explain(paths: ReviewPaths, record_id: str, run_id: str | None = None) -> di
     record = records.get(record_id) or records.get(members[0], {})
     source = next((s for s in search["sources"] if s["source"] == record.get("source")), {})
     with Store.open(paths.store) as store:
-        log = [e for e in store.decision_log()
-               if e["run_id"] == run.run_id and e["subject"] in (cluster_id, *members)]
+        entries = store.decision_log(subjects=(cluster_id, *members))
+    log = [e for e in entries if e["run_id"] == run.run_id]
+    carried = {stage for stage, info in run.manifest.get("stages", {}).items()
+               if info.get("carried_from")}
+    if carried:
+        # An update logs only what it decided; a verdict it carried forward was logged by the
+        # run that made it: the latest such entry before this run, per stage and subject.
+        first = min((e["seq"] for e in log), default=None)
+        own = {(e["stage"], e["subject"]) for e in log}
+        earlier: dict[tuple[str, str], dict[str, Any]] = {}
+        for entry in entries:
+            key = (entry["stage"], entry["subject"])
+            if entry["stage"] in carried and key not in own and entry["run_id"] != run.run_id \
+                    and (first is None or entry["seq"] < first):
+                earlier[key] = entry
+        log = sorted([*log, *earlier.values()], key=lambda e: e["seq"])
     return {
         "record_id": record_id, "run_id": run.run_id, "cluster_id": cluster_id,
         "record": {k: record.get(k) for k in ("source", "source_id", "database", "file", "pmid",
@@ -124,8 +138,8 @@ def explain(paths: ReviewPaths, record_id: str, run_id: str | None = None) -> di
         "search": {k: source.get(k) for k in ("database", "mode", "query", "translation",
                                                "mindate", "maxdate", "file", "sha256")},
         "duplicates": members, "merges": merges, "screening": screening[0] if screening else None,
-        "decision_log": [{k: e[k] for k in ("seq", "stage", "decision", "reason", "actor",
-                                             "hash")} for e in log],
+        "decision_log": [{k: e[k] for k in ("seq", "run_id", "stage", "subject", "decision",
+                                             "reason", "actor", "hash")} for e in log],
     }
 
 

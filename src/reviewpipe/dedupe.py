@@ -620,8 +620,12 @@ def canonical(records: list[Record]) -> tuple[Record, dict[str, str]]:
     return best, provenance
 
 
-def dedupe(protocol: Protocol, store: Store, run: Run) -> StageResult:
+def dedupe(protocol: Protocol, store: Store, run: Run, *, since: Run | None = None
+           ) -> StageResult:
     """Cluster the run's records; write clusters, merge log, review queue and canonical records.
+
+    With ``since`` (an update's previous run), merges already in ``since``'s merge log are not
+    logged again: the decision log grows with what an update decides, not with the review.
 
     Every record is clustered, in updates too: blocking and the order of decisions depend on
     all records, so adding records to old clusters could differ from what a full run gives
@@ -647,11 +651,15 @@ def dedupe(protocol: Protocol, store: Store, run: Run) -> StageResult:
     run.write_text("canonical.jsonl", "".join(line + "\n" for line in lines))
     store.replace_rows("clusters", run.run_id, (
         (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())))
+    logged = set() if since is None else {
+        (m["record_a"], m["record_b"], m["rule"]) for m in since.read_csv("merge_log.csv",
+                                                                           "dedupe")}
     store.append_decisions(run.run_id, (
         {"subject": m["record_b"], "stage": "dedupe", "decision": "merge",
          "reason": m["rule"], "evidence": f"merged with {m['record_a']}",
          "actor": "reviewer" if m["rule"].startswith("reviewer") else RULES}
-        for m in sorted(result.merges, key=lambda m: (m["record_a"], m["record_b"]))))
+        for m in sorted(result.merges, key=lambda m: (m["record_a"], m["record_b"]))
+        if (m["record_a"], m["record_b"], m["rule"]) not in logged))
     counts: dict[str, Any] = {
         "records": len(records), "clusters": n_clusters,
         "duplicates_removed": len(records) - n_clusters,
@@ -659,7 +667,8 @@ def dedupe(protocol: Protocol, store: Store, run: Run) -> StageResult:
         "reviewer_answers": len(answers)}
     outputs = ("clusters.csv", "merge_log.csv", "dedupe_review.csv", "study_links.csv",
                "canonical.jsonl")
-    run.record_stage("dedupe", counts=counts, outputs=outputs, rules=RULES)
+    carried = {"carried_from": since.run_id} if since is not None else {}
+    run.record_stage("dedupe", counts=counts, outputs=outputs, rules=RULES, **carried)
     return StageResult("dedupe", counts, outputs)
 
 

@@ -139,7 +139,7 @@ def write_decision_log(store: Store, run: Run) -> None:
     Like the manifest, this file records where the run sits in the review's history (each
     entry names the hash before it), so it differs between two runs of the same inputs.
     """
-    entries = [e for e in store.decision_log() if e["run_id"] == run.run_id]
+    entries = store.decision_log(run_id=run.run_id)
     run.write_text("decisions.jsonl", "".join(
         json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries))
     run.save_manifest()  # its hash, for a stage rerun on a finished run (no finish_run after)

@@ -126,6 +126,13 @@ def record_hash(record: dict[str, Any]) -> str:
                           .encode("utf-8")).hexdigest()
 
 
+def _changed(row: dict[str, Any], before: dict[str, dict[str, str]]) -> bool:
+    """Whether a screening row differs from the same cluster's row in the previous run."""
+    old = before.get(row["cluster_id"])
+    return old is None or any(str(row.get(k) if row.get(k) is not None else "") != old.get(k, "")
+                              for k in ("decision", "reason", "decided_by", "evidence", "doubt"))
+
+
 def _uncarried(run: Run, carried: dict[str, Any]) -> set[str]:
     clusters = {r["cluster_id"] for r in run.read_csv("clusters.csv", "dedupe")}
     return clusters - carried.keys()
@@ -366,12 +373,16 @@ def screen(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
     store.replace_rows("screening", run.run_id, (
         (r["cluster_id"], r["decision"], r["reason"], r["design"], r["p_rct"], r["decided_by"],
          r["evidence"]) for r in rows))
+    # An update logs the clusters whose row it decided or changed; the others were logged
+    # by the run that decided them.
+    before = {} if since is None else {
+        r["cluster_id"]: r for r in since.read_csv("screening.csv", "screen")}
     store.append_decisions(run.run_id, (
         {"subject": r["cluster_id"], "stage": "screen", "decision": r["decision"],
          "reason": r["reason"], "evidence": r["evidence"],
          "actor": r["decided_by"] if r["decided_by"].startswith(("human", "conflict"))
          else f"{r['decided_by']} p_rct={r['p_rct']}", "inputs_sha256": r["_inputs"]}
-        for r in rows))
+        for r in rows if r["cluster_id"] not in carried or _changed(r, before)))
     counts: dict[str, Any] = {"screened": len(rows), "rct_threshold": threshold,
                               "model": model.version}
     for decision in DECISIONS:
@@ -382,5 +393,6 @@ def screen(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
     counts["conflicts"] = len(conflicts)
     counts["decided_now"] = len(todo)
     outputs = ("screening.csv", "conflicts.csv", "agreement.json", MEMO)
-    run.record_stage("screen", counts=counts, outputs=outputs)
+    run.record_stage("screen", counts=counts, outputs=outputs,
+                     **({"carried_from": since.run_id} if since is not None else {}))
     return StageResult("screen", counts, outputs)

@@ -63,9 +63,16 @@ def _v2(db: sqlite3.Connection) -> None:
         needs_human INTEGER NOT NULL)""")
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    # A run's entries and a record's entries are read without scanning the whole history.
+    db.execute("CREATE INDEX decision_log_run ON decision_log (run_id, seq)")
+    db.execute("CREATE INDEX decision_log_subject ON decision_log (subject, seq)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _v1),
     ("0002_updates", _v2),
+    ("0003_log_indexes", _v3),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 GENESIS = "0" * 64
@@ -196,8 +203,19 @@ class Store:
         row = cursor.fetchone()
         return dict(zip([c[0] for c in cursor.description], row, strict=True)) if row else None
 
-    def decision_log(self) -> list[dict[str, Any]]:
-        cursor = self.db.execute("SELECT * FROM decision_log ORDER BY seq")
+    def decision_log(self, *, run_id: str | None = None,
+                     subjects: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Log entries in order: all, or one run's, or those about some subjects."""
+        where, args = [], []
+        if run_id is not None:
+            where.append("run_id = ?")
+            args.append(run_id)
+        if subjects is not None:
+            wanted = sorted(set(subjects))
+            where.append(f"subject IN ({', '.join('?' * len(wanted))})")
+            args.extend(wanted)
+        sql = "SELECT * FROM decision_log" + (" WHERE " + " AND ".join(where) if where else "")
+        cursor = self.db.execute(sql + " ORDER BY seq", args)
         names = [c[0] for c in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
