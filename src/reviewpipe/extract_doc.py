@@ -31,29 +31,29 @@ intervention case study was were is be by at from as that this their its into th
 usual routine standard care conventional
 """)
 ALLOC = re.compile(r"\b(?:randomi[sz]ed|randomly|allocated|assigned|divided|distributed|"
-                    r"enrolled\s+into)\b", re.I)
+                   r"enrolled\s+into)\b", re.I)
 PEOPLE = (r"(?:adults|patients|participants|people|persons|subjects|individuals|volunteers|"
-           r"women|men|athletes|triathletes|runners|workers|players|cases)")
+          r"women|men|athletes|triathletes|runners|workers|players|cases)")
 _GROUP_WORDS = r"(?:group|arm)"
 NOT_A_GROUP = _words("""both each either two three four this that every same other whole one
 first second a the per study treatment intervention age control""")
 SHAM_CUE = re.compile(r"\b(?:sham|placebo)\b", re.I)
 WHOLE = re.compile(r"\b(?:both|all|each|every|either)(?:\s+(?:of\s+the\s+)?(?:two|three|four|"
-                    r"study|the))?\s+(?:groups?|arms?)\b|\bwhole\s+sample\b|"
-                    r"\ball\s+(?:patients|participants)\b|\bgroups\s+together\b", re.I)
+                   r"study|the))?\s+(?:groups?|arms?)\b|\bwhole\s+sample\b|"
+                   r"\ball\s+(?:patients|participants)\b|\bgroups\s+together\b", re.I)
 BETWEEN = re.compile(r"\b(?:between|differ\w*|versus|vs\.?|than|compared\s+(?:with|to)|"
-                      r"relative\s+to|interaction|outperform\w*|favou?r\w*|superior|inferior|"
-                      r"group\s+effect|over\s+(?:sham|placebo|control))\b", re.I)
+                     r"relative\s+to|interaction|outperform\w*|favou?r\w*|superior|inferior|"
+                     r"group\s+effect|over\s+(?:sham|placebo|control))\b", re.I)
 WITHIN = re.compile(r"\b(?:improv\w*|fell|fallen|drop\w*|reduc\w*|decreas\w*|increas\w*|"
-                     r"declin\w*|within|chang\w*|lowered|rose|from\s+baseline)\b", re.I)
+                    r"declin\w*|within|chang\w*|lowered|rose|from\s+baseline)\b", re.I)
 CHANGE = re.compile(r"\b(?:change|reduction|improvement|decrease|increase|fell\s+by|"
-                     r"reduced\s+by|improved\s+by|gain)\b", re.I)
+                    r"reduced\s+by|improved\s+by|gain)\b", re.I)
 DIFF_CUE = re.compile(r"\b(?:mean\s+)?difference|\bMD\b|\bbetween\b|\bdiffer\w*", re.I)
 OTHER_CUE = re.compile(r"\bodds\b|\bratio\b|\b(?:OR|RR|HR|SMD|NNT|ICC)\b|number\s+needed|hazard|"
-                        r"\brisk\b|standardi[sz]ed|effect\s+size|correlation", re.I)
+                       r"\brisk\b|standardi[sz]ed|effect\s+size|correlation", re.I)
 NOT_OUTCOME = re.compile(r"\b(?:age|aged|BMI|body\s+mass|height|weight|duration)\b", re.I)
 AE_CUE = re.compile(r"\b(?:adverse\s+(?:events?|effects?|reactions?)|side[\s-]+effects?|"
-                 r"complications?)\b", re.I)
+                    r"complications?)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -172,9 +172,9 @@ def canonical_instrument(text: str, protocol: Protocol) -> list[str]:
 
 
 SCALE_AFTER = re.compile(r"^\s*[(,]?\s*(?:[A-Z-]{2,8}\s*,\s*)?(?:in\s+)?(?P<s>mm|cm|0\s*(?:-|–|to)"
-                          r"\s*10{1,2}(?:\s*(?:mm|cm))?|\d+-point)\b")
+                         r"\s*10{1,2}(?:\s*(?:mm|cm))?|\d+-point)\b")
 SCALE_BEFORE = re.compile(r"(?P<s>\b0\s*(?:-|–|to)\s*10{1,2}(?:\s*(?:mm|cm))?|\b\d+-point|"
-                           r"\b100[\s-]?mm|\b10[\s-]?cm)\b[\w\s-]{0,25}\(?\s*$")
+                          r"\b100[\s-]?mm|\b10[\s-]?cm)\b[\w\s-]{0,25}\(?\s*$")
 
 
 def _scale(raw: str) -> str:

@@ -75,7 +75,7 @@ def _items(doc: Doc, a: int, b: int) -> list[_Item]:
         elif s.kind in ("mean_sd", "median_iqr"):
             near = doc.text[max(a, s.start - 30):s.start].split(";")[-1]
             if NOT_OUTCOME.search(near) or re.match(r"\s*(?:years|yrs|kg\b|%)",
-                                                     doc.text[s.end:s.end + 8]):
+                                                    doc.text[s.end:s.end + 8]):
                 continue
             items.append(_Item(s, "arm"))
     for m in re.finditer(r"\bmean\s+(?P<what>(?:[\w-]+\s+){0,4}?)(?:was|were|of|had\s+fallen\s+to|"
