@@ -4,15 +4,13 @@ dedupe and the perturbation generator. Needs no ../shared except the tests marke
 from __future__ import annotations
 
 import csv
-import importlib.util
 import random
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import PROJECT, REVIEW, SHARED
+from conftest import REVIEW, SHARED, load_script
 from reviewpipe.cli import cli
 from reviewpipe.dedupe import DECISION_COLUMNS, cluster_records, read_answers
 from reviewpipe.errors import InputError
@@ -439,25 +437,17 @@ def test_generated_duplicates_are_found() -> None:
 
 # ---------------------------------------------------------------- ../shared
 
-def _eval_module():  # scripts/ is not a package
-    spec = importlib.util.spec_from_file_location("eval_dedupe",
-                                                  PROJECT / "scripts" / "eval_dedupe.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["eval_dedupe"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
 
 @pytest.mark.shared
 def test_bundled_review_clusters_match_corpus_work_ids() -> None:
-    score = _eval_module().corpus_score(SHARED)
+    score = load_script("eval_dedupe").corpus_score(SHARED)
     assert score.true_pairs == 195
     assert score.f1 == 1.0
 
 
 @pytest.mark.shared
 def test_bib_dedupe_benchmark_levels() -> None:
-    evaluate = _eval_module()
+    evaluate = load_script("eval_dedupe")
     bench = SHARED / "datasets" / "bib_dedupe_benchmark"
     scores = {name: evaluate.bib_score(bench / name) for name in evaluate.BIB_SETS}
     for name in ("stroke", "respiratory", "cytology_screening", "special_cases"):

@@ -7,15 +7,14 @@ paraphrases; the shared-marked tests at the end score the rules on ../shared.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import re
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import load_script
 from reviewpipe.comparisons import assign_comparison
 from reviewpipe.errors import InputError
 from reviewpipe.extract import AE_COLUMNS, OUTCOME_COLUMNS, STUDY_COLUMNS, extract
@@ -430,17 +429,9 @@ def test_stage_reports_bad_human_file_with_its_line(tmp_path):
 # ------------------------------------------------------------------ against ../shared
 
 
-def _eval_module():
-    spec = importlib.util.spec_from_file_location("eval_extract",
-                                                  PROJECT / "scripts" / "eval_extract.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_eval_script_exits_2_without_shared(tmp_path, capsys):
-    module = _eval_module()
+    module = load_script("eval_extract")
     assert module.main(["--shared", str(tmp_path / "shared")]) == 2
     assert "works_dev.jsonl: not found" in capsys.readouterr().err
 
@@ -448,7 +439,7 @@ def test_eval_script_exits_2_without_shared(tmp_path, capsys):
 @pytest.mark.shared
 @pytest.mark.skipif(not WORKS.is_file(), reason=f"{WORKS} is absent (../shared not mounted)")
 def test_evaluation_goals_on_works_dev(protocol):
-    module = _eval_module()
+    module = load_script("eval_extract")
     total, rows = module.evaluate(module.load_works(WORKS), protocol)
     rates = total.rates()
     assert len(rows) >= 9

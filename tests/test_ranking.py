@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
+from conftest import SHARED, load_script
 from reviewpipe.ranking import (
     rank_for_human,
     recall_at,
@@ -20,17 +19,8 @@ from reviewpipe.ranking import (
     wss_at,
 )
 
-PROJECT = Path(__file__).resolve().parents[1]
-SYNERGY = PROJECT.parent / "shared" / "datasets" / "synergy_v1_with_abstracts"
+SYNERGY = SHARED / "datasets" / "synergy_v1_with_abstracts"
 
-
-def _eval_module() -> ModuleType:  # scripts/ is not a package
-    spec = importlib.util.spec_from_file_location("eval_ranking",
-                                                  PROJECT / "scripts" / "eval_ranking.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["eval_ranking"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 # ---------------------------------------------------------------- metrics
@@ -153,13 +143,13 @@ def test_record_text_counts_the_title_twice() -> None:
 
 def test_eval_script_exits_2_without_shared(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    assert _eval_module().main(["--shared", str(tmp_path / "absent")]) == 2
+    assert load_script("eval_ranking").main(["--shared", str(tmp_path / "absent")]) == 2
     out = capsys.readouterr().out.strip()
     assert len(out.splitlines()) == 1 and "absent" in out
 
 
 def test_priors_are_one_relevant_one_irrelevant_and_seeded() -> None:
-    module = _eval_module()
+    module = load_script("eval_ranking")
     labels = [0, 1, 0, 0, 1, 0, 0, 0, 1, 0]
     priors = module.choose_priors(labels, 0)
     assert [labels[i] for i in priors] == [1, 0]
@@ -168,7 +158,7 @@ def test_priors_are_one_relevant_one_irrelevant_and_seeded() -> None:
 
 
 def test_asreview_results_are_read_in_labelling_order(tmp_path: Path) -> None:
-    module = _eval_module()
+    module = load_script("eval_ranking")
     data = tmp_path / "tiny.csv"
     labels = [0, 1, 0, 1, 0, 0, 0, 0, 0, 0]
     data.write_text("title,abstract,label_included\n"
@@ -204,7 +194,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
 @pytest.mark.shared
 def test_simulation_on_the_smallest_synergy_dataset() -> None:
-    module = _eval_module()
+    module = load_script("eval_ranking")
     path = SYNERGY / "Donners_2021.csv"  # the fewest records (258, 15 included)
     labels = module.load_dataset(path)[2]
     score = module.run_reviewpipe(path, module.choose_priors(labels, 0), seed=0,
