@@ -142,7 +142,6 @@ def write_decision_log(store: Store, run: Run) -> None:
     entries = store.decision_log(run_id=run.run_id)
     run.write_text("decisions.jsonl", "".join(
         json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries))
-    run.save_manifest()  # its hash, for a stage rerun on a finished run (no finish_run after)
 
 
 def run_stage(root: str | Path, review_id: str, stage: str, *, run_id: str | None = None,
@@ -164,4 +163,5 @@ def run_stage(root: str | Path, review_id: str, stage: str, *, run_id: str | Non
         keep_inputs(protocol, run)  # what this stage read, should the protocol have changed
         result = function(protocol, store, run)
         write_decision_log(store, run)
+        run.save_manifest()  # the log's new hash: no finish_run follows on a finished run
         return run, result

@@ -133,11 +133,6 @@ def _changed(row: dict[str, Any], before: dict[str, dict[str, str]]) -> bool:
                               for k in ("decision", "reason", "decided_by", "evidence", "doubt"))
 
 
-def _uncarried(run: Run, carried: dict[str, Any]) -> set[str]:
-    clusters = {r["cluster_id"] for r in run.read_csv("clusters.csv", "dedupe")}
-    return clusters - carried.keys()
-
-
 def _to_memo(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "_authors": sorted(row["_authors"])}
 
@@ -347,7 +342,10 @@ def screen(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
                     digest = hashlib.sha256(line.rstrip("\n").encode("utf-8")).hexdigest()
                     if memo[match.group(1)][0] == digest:
                         carried[match.group(1)] = _from_memo(memo[match.group(1)][1])
-    todo = load_canonical(run, _uncarried(run, carried) if carried else None)
+    cluster_of_record = {r["record_id"]: r["cluster_id"]
+                         for r in run.read_csv("clusters.csv", "dedupe")}
+    uncarried = set(cluster_of_record.values()) - carried.keys()
+    todo = load_canonical(run, uncarried if carried else None)
     scores = model.predict_proba([f"{c.get('title') or ''} {c.get('abstract') or ''}"
                                   for c in todo]) if todo else []
     decided = [*carried.values(), *(
@@ -361,8 +359,6 @@ def screen(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
     flag_duplicate_publications(rows)
     for row in rows:
         row["machine_decision"], row["machine_reason"] = row["decision"], row["reason"]
-    cluster_of_record = {r["record_id"]: r["cluster_id"]
-                         for r in run.read_csv("clusters.csv", "dedupe")}
     humans_path = protocol.path.with_name(f"{protocol.review_id}.decisions.csv")
     conflicts, agreement_info = apply_humans(rows, read_human_decisions(humans_path),
                                              cluster_of_record)
