@@ -49,7 +49,7 @@ ASREVIEW_TIMEOUT = 900
 if str(PROJECT / "src") not in sys.path:
     sys.path.insert(0, str(PROJECT / "src"))
 
-from reviewpipe.dedupe import cluster_records  # noqa: E402
+from reviewpipe.clustering import cluster_records  # noqa: E402
 from reviewpipe.perturb import PERTURBATIONS, make_duplicates  # noqa: E402
 from reviewpipe.records import Record  # noqa: E402
 

@@ -41,7 +41,7 @@ GOAL_FALSE_MERGES = 0.1  # percent of true pairs
 if str(PROJECT / "src") not in sys.path:
     sys.path.insert(0, str(PROJECT / "src"))
 
-from reviewpipe.dedupe import cluster_records  # noqa: E402
+from reviewpipe.clustering import cluster_records  # noqa: E402
 from reviewpipe.records import Record, normalize_doi, parse_year  # noqa: E402
 
 

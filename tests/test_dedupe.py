@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from conftest import REVIEW, SHARED, load_script
 from reviewpipe.cli import cli
-from reviewpipe.dedupe import DECISION_COLUMNS, cluster_records, read_answers
+from reviewpipe.clustering import cluster_records
+from reviewpipe.dedupe import DECISION_COLUMNS, read_answers
 from reviewpipe.errors import InputError
 from reviewpipe.normalize import (
     author_keys,
