@@ -49,7 +49,8 @@ def bench_parse(path: Path) -> dict:
 def bench_fetch(path: Path, batch_size: int = 200) -> dict:
     sys.path.insert(0, str(PROJECT / "tests"))
     from eutils_standin import EutilsStandin
-    from reviewpipe.entrez import INTERVAL_KEY, EntrezConfig, search_pubmed
+    from reviewpipe.entrez import INTERVAL_KEY, EntrezConfig
+    from reviewpipe.entrez_search import search_pubmed
 
     body = gzip.decompress(path.read_bytes())
     with EutilsStandin(articles=body) as standin, tempfile.TemporaryDirectory() as raw:

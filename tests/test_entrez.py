@@ -24,16 +24,9 @@ import pytest
 from Bio import Entrez
 
 from eutils_standin import EutilsStandin, make_article, make_articles, window_counts
-from reviewpipe.entrez import (
-    EntrezConfig,
-    PubmedSearch,
-    _BadBody,
-    _efetch_pmids,
-    _parse_esearch,
-    _Throttle,
-    fetch_pubmed_ids,
-    search_pubmed,
-)
+from reviewpipe.entrez import BadBody, EntrezConfig, _Throttle, parse_esearch
+from reviewpipe.entrez_fetch import _efetch_pmids, fetch_pubmed_ids
+from reviewpipe.entrez_search import PubmedSearch, search_pubmed
 from reviewpipe.errors import EntrezError
 
 KEY = "k3y-DO-NOT-LEAK-0123456789abcdef"
@@ -517,6 +510,7 @@ def test_resume_after_sigkill_skips_good_batches_and_refetches_corrupt_ones(stan
     env = {**os.environ, "NCBI_EMAIL": EMAIL, "NCBI_API_KEY": KEY,
            "REVIEWPIPE_EUTILS_URL": standin.base_url}
     code = ("import sys; from pathlib import Path; from reviewpipe.entrez import *; "
+            "from reviewpipe.entrez_search import *; "
             "search_pubmed('trial', mindate='2010', maxdate='2025', datetype='edat', "
             "raw_dir=Path(sys.argv[1]), "
             "config=EntrezConfig.from_env(batch_size=10, backoff=0.01))")
@@ -558,6 +552,7 @@ def test_split_resume_after_sigkill_fetches_each_record_once(tmp_path):
         env = {**os.environ, "NCBI_EMAIL": EMAIL, "NCBI_API_KEY": KEY,
                "REVIEWPIPE_EUTILS_URL": s.base_url}
         code = ("import sys; from pathlib import Path; from reviewpipe.entrez import *; "
+                "from reviewpipe.entrez_search import *; "
                 "search_pubmed('trial', mindate='2021/03/01', maxdate='2021/03/08', "
                 "datetype='edat', raw_dir=Path(sys.argv[1]), "
                 "config=EntrezConfig.from_env(batch_size=5, max_ids=12, backoff=0.01))")
@@ -640,11 +635,11 @@ def test_esearch_with_unknown_dtd_is_parsed_without_network():
             b'"https://example.invalid/dtd/esearch_999999.dtd">\n<eSearchResult><Count>1</Count>'
             b"<RetMax>1</RetMax><RetStart>0</RetStart><IdList><Id>5</Id></IdList>"
             b"<TranslationSet/><QueryTranslation>x</QueryTranslation></eSearchResult>")
-    assert _parse_esearch(body, 9999)["ids"] == ["5"]
+    assert parse_esearch(body, 9999)["ids"] == ["5"]
     bomb = (b'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY a "aaaa">]>'
             b"<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>&a;</PMID>"
             b"</MedlineCitation></PubmedArticle></PubmedArticleSet>")
-    with pytest.raises(_BadBody):
+    with pytest.raises(BadBody):
         _efetch_pmids(bomb)
 
 

@@ -118,7 +118,8 @@ def fetch_fulltexts(store: Store, run: Run, environ: Mapping[str, str] | None = 
     import os
 
     from reviewpipe.dedupe import load_canonical
-    from reviewpipe.entrez import EntrezConfig, fetch_pmc_articles
+    from reviewpipe.entrez import EntrezConfig
+    from reviewpipe.entrez_fetch import fetch_pmc_articles
 
     included = {r["cluster_id"] for r in run.read_csv("screening.csv", "screen")
                 if r["decision"] == "include"}

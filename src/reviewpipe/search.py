@@ -113,7 +113,8 @@ def _pubmed_snapshot(protocol: Protocol) -> tuple[list[Record], dict[str, Any]]:
 
 def _pubmed_live(protocol: Protocol, store: Store, environ: Mapping[str, str] | None,
                  progress: Callable[[int, int], None] | None) -> tuple[list[Record], dict]:
-    from reviewpipe.entrez import EntrezConfig, search_pubmed
+    from reviewpipe.entrez import EntrezConfig
+    from reviewpipe.entrez_search import search_pubmed
 
     pubmed = protocol.pubmed or {}
     config = EntrezConfig.from_env(os.environ if environ is None else environ)

@@ -79,7 +79,9 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
     **config
         Overrides for :class:`reviewpipe.entrez.EntrezConfig` (e.g. ``backoff`` in tests).
     """
-    from reviewpipe.entrez import EntrezConfig, fetch_pubmed_ids, search_pubmed
+    from reviewpipe.entrez import EntrezConfig
+    from reviewpipe.entrez_fetch import fetch_pubmed_ids
+    from reviewpipe.entrez_search import search_pubmed
 
     protocol, paths = open_review(root, review_id)
     check_reviewer_files(protocol)
