@@ -138,7 +138,8 @@ def fetch_pmc_articles(pmcids: Iterable[str], *, out_dir: Path, raw_dir: Path,
                        config: EntrezConfig) -> dict[str, Path]:
     """Efetch PMC full texts (JATS) and write each to ``out_dir/<PMCID>.xml``.
 
-    Every response body is archived under ``raw_dir`` as received; articles already in
+    Every response body is archived under ``raw_dir`` as received, named by its SHA-256 and
+    never overwritten; articles already in
     ``out_dir`` are not fetched again, so a killed run resumes. PMCIDs PMC does not return
     (not open access, withdrawn) are simply absent from the result.
 
@@ -176,7 +177,10 @@ def fetch_pmc_articles(pmcids: Iterable[str], *, out_dir: Path, raw_dir: Path,
 
         params = {"db": "pmc", "retmode": "xml", "id": [p[3:] for p in batch]}
         body, articles = request(session, "efetch", params, check)
-        write_atomic(raw_dir / f"efetch-pmc-{batch[0]}.xml", body)
+        # Named by content, so a body is written once and a later fetch never overwrites it.
+        raw = raw_dir / f"efetch-pmc-{batch[0]}-{sha256(body)[:16]}.xml"
+        if not raw.exists():
+            write_atomic(raw, body)
         for pmcid, article in articles.items():
             if pmcid in batch:
                 path = out_dir / f"{pmcid}.xml"
