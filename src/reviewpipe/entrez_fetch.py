@@ -139,9 +139,9 @@ def fetch_pmc_articles(pmcids: Iterable[str], *, out_dir: Path, raw_dir: Path,
     """Efetch PMC full texts (JATS) and write each to ``out_dir/<PMCID>.xml``.
 
     Every response body is archived under ``raw_dir`` as received, named by its SHA-256 and
-    never overwritten; articles already in
-    ``out_dir`` are not fetched again, so a killed run resumes. PMCIDs PMC does not return
-    (not open access, withdrawn) are simply absent from the result.
+    never overwritten; articles already in ``out_dir`` are not fetched again, so a killed run
+    resumes. PMCIDs PMC does not return (not open access, withdrawn) are simply absent from the
+    result.
 
     Raises
     ------
