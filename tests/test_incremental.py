@@ -112,7 +112,9 @@ def test_update_adds_new_records_without_redoing_the_review(project: Path, revie
     trial_cluster = clusters[next(rid for rid in clusters if rid.endswith(NEW_TRIAL))]
     assert trial_cluster not in before
 
-    # Screening decided the two clusters the new records touched, and carried the rest.
+    # Dedupe rebuilt the canonical records of those two clusters only ...
+    assert stages["dedupe"]["canonical_reused"] == stages["dedupe"]["counts"]["clusters"] - 2
+    # ... screening decided them, and carried the rest.
     screen = stages["screen"]["counts"]
     assert screen["decided_now"] == 2
     assert screen["screened"] == len(before) + 1

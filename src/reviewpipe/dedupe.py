@@ -23,6 +23,9 @@ from reviewpipe.store import Store
 
 SOURCE_RANK = {"pubmed": 0}
 CANONICAL_CLUSTER_ID = re.compile(r'"cluster_id": "([^"]+)"')
+# Top-level keys of a JSON line (a key's quotes cannot occur unescaped inside a string value).
+_STUDY_ID = re.compile(r'"study_id": "([^"]+)"')
+_RECORD_ID = re.compile(r'"record_id": "([^"]+)"')
 DECISION_COLUMNS = ["record_a", "record_b", "answer", "reviewer", "note", "date"]
 # Scores of a rule merge: title (0-100), prefix (the title score came from a cut title or one
 # language's part), year_gap, and whether first author, journal, first page, volume and DOI
@@ -74,7 +77,8 @@ def dedupe(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
     answers = read_answers(protocol.path.with_name(f"{protocol.review_id}.dedupe.csv"))
     result = cluster_records(records, answers=answers,
                              previous=_previous_clusters(store, run.run_id))
-    lines = _canonical_lines(records, result)
+    reusable = _reusable_canonical(run, since, result) if since is not None else {}
+    lines = _canonical_lines(records, result, reusable)
     n_clusters = len(lines)
 
     run.write_csv("clusters.csv", ["record_id", "cluster_id", "study_id"], (
@@ -105,17 +109,24 @@ def dedupe(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
         "reviewer_answers": len(answers)}
     outputs = ("clusters.csv", "merge_log.csv", "dedupe_review.csv", "study_links.csv",
                "canonical.jsonl")
-    carried = {"carried_from": since.run_id} if since is not None else {}
+    carried = {"carried_from": since.run_id, "canonical_reused": len(reusable)} \
+        if since is not None else {}
     run.record_stage("dedupe", counts=counts, outputs=outputs, rules=RULES, **carried)
     return StageResult("dedupe", counts, outputs)
 
 
-def _canonical_lines(records: list[Record], result: Clustering) -> list[str]:
+def _canonical_lines(records: list[Record], result: Clustering,
+                     reusable: dict[str, str] | None = None) -> list[str]:
+    """canonical.jsonl's lines; a cluster in ``reusable`` keeps the line given there."""
+    reusable = reusable or {}
     by_cluster: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_cluster[result.cluster_of[record.record_id]].append(record)
     lines = []
     for cluster_id in sorted(by_cluster):
+        if cluster_id in reusable:
+            lines.append(reusable[cluster_id])
+            continue
         best, provenance = canonical(by_cluster[cluster_id])
         row = {"cluster_id": cluster_id, "study_id": result.study_of[cluster_id],
                "n_records": len(by_cluster[cluster_id]),
@@ -123,6 +134,34 @@ def _canonical_lines(records: list[Record], result: Clustering) -> list[str]:
                "provenance": provenance}
         lines.append(best_record_json(row, best))
     return lines
+
+
+def _reusable_canonical(run: Run, since: Run, result: Clustering) -> dict[str, str]:
+    """``since``'s canonical lines of clusters that are unchanged in ``run``: same id, same
+    records with the same content, same study. A canonical line is a function of just these,
+    so it is reused as it is instead of being built again."""
+    def lines_by(path: Path, pattern: re.Pattern[str]) -> dict[str, str]:
+        with path.open(encoding="utf-8") as handle:
+            return {m.group(1): line.rstrip("\n") for line in handle
+                    if (m := pattern.search(line))}
+
+    old_records = lines_by(since.require("records.jsonl", "search"), _RECORD_ID)
+    new_records = lines_by(run.require("records.jsonl", "search"), _RECORD_ID)
+    members: dict[str, set[str]] = defaultdict(set)
+    for row in since.read_csv("clusters.csv", "dedupe"):
+        members[row["cluster_id"]].add(row["record_id"])
+    now: dict[str, set[str]] = defaultdict(set)
+    for record_id, cluster_id in result.cluster_of.items():
+        now[cluster_id].add(record_id)
+    out = {}
+    for cluster_id, line in lines_by(since.require("canonical.jsonl", "dedupe"),
+                                     CANONICAL_CLUSTER_ID).items():
+        study = _STUDY_ID.search(line)
+        if (now.get(cluster_id) == members.get(cluster_id) and study
+                and study.group(1) == result.study_of.get(cluster_id)
+                and all(old_records.get(r) == new_records.get(r) for r in now[cluster_id])):
+            out[cluster_id] = line
+    return out
 
 
 def best_record_json(row: dict[str, Any], best: Record) -> str:
