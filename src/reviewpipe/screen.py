@@ -115,8 +115,8 @@ def decide(record: dict[str, Any], protocol: Protocol, *, p_text: float | None =
         "_has_doi": bool(record.get("doi")),
         "_english": (record.get("language") or "en").lower() in ("en", "eng"),
         "_abstract_len": len(record.get("abstract") or ""),
-        "_authors": frozenset(w for a in (record.get("authors") or [])[:6]
-                              for w in normalize_title(a).split() if len(w) > 2),
+        "_authors": sorted({w for a in (record.get("authors") or [])[:6]
+                            for w in normalize_title(a).split() if len(w) > 2}),
     }
 
 
@@ -131,14 +131,6 @@ def _changed(row: dict[str, Any], before: dict[str, dict[str, str]]) -> bool:
     old = before.get(row["cluster_id"])
     return old is None or any(str(row.get(k) if row.get(k) is not None else "") != old.get(k, "")
                               for k in ("decision", "reason", "decided_by", "evidence", "doubt"))
-
-
-def _to_memo(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "_authors": sorted(row["_authors"])}
-
-
-def _from_memo(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "_authors": frozenset(row["_authors"])}
 
 
 def apply_study_links(rows: list[dict[str, Any]]) -> None:
@@ -223,7 +215,7 @@ def _same_trial(report: dict[str, Any], main: dict[str, Any]) -> float:
     topic_a, topic_b = _topic(report["title"]), _topic(main["title"])
     if fuzz.token_set_ratio(topic_a, topic_b) < SAME_TRIAL_TITLE:
         return 0.0
-    shared = len(report["_authors"] & main["_authors"])
+    shared = len(set(report["_authors"]).intersection(main["_authors"]))
     if report["_authors"] and main["_authors"] and not shared:
         return 0.0
     return 1000.0 * shared + fuzz.token_sort_ratio(topic_a, topic_b)
@@ -341,7 +333,7 @@ def screen(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
                 if match and match.group(1) in memo:
                     digest = hashlib.sha256(line.rstrip("\n").encode("utf-8")).hexdigest()
                     if memo[match.group(1)][0] == digest:
-                        carried[match.group(1)] = _from_memo(memo[match.group(1)][1])
+                        carried[match.group(1)] = memo[match.group(1)][1]
     cluster_of_record = {r["record_id"]: r["cluster_id"]
                          for r in run.read_csv("clusters.csv", "dedupe")}
     uncarried = set(cluster_of_record.values()) - carried.keys()
@@ -352,9 +344,10 @@ def screen(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
         decide(record, protocol, p_text=float(p), threshold=threshold, model=model.version)
         for record, p in zip(todo, scores, strict=True))]
     decided.sort(key=lambda r: r["cluster_id"])
-    write_memo(run, MEMO, key, ((row["cluster_id"], row["_inputs"], _to_memo(row))
+    # Written before study links and humans change the rows: the memo holds decide()'s own.
+    write_memo(run, MEMO, key, ((row["cluster_id"], row["_inputs"], row)
                                 for row in decided))
-    rows = [dict(row) for row in decided]
+    rows = decided
     apply_study_links(rows)
     flag_duplicate_publications(rows)
     for row in rows:
