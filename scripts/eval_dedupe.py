@@ -133,7 +133,8 @@ def _predicted(records: list[Record], cluster_of: dict[str, str], label: dict[st
 def corpus_score(shared: Path) -> Score:
     """The bundled snapshot against the corpus work_ids."""
     from reviewpipe.readers import read_records
-    from reviewpipe.snapshot import choose_pubmed_versions, load_corpus
+    from reviewpipe.snapshot_corpus import load_corpus
+    from reviewpipe.snapshot_sources import choose_pubmed_versions
 
     corpus = load_corpus(shared / "corpus" / "records.jsonl")
     from_pmid = {pmid: r["rec_id"] for pmid, r in choose_pubmed_versions(corpus).items()}

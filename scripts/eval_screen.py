@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from reviewpipe.pipeline import run_review
-    from reviewpipe.snapshot import choose_pubmed_versions, load_corpus
+    from reviewpipe.snapshot_corpus import load_corpus
+    from reviewpipe.snapshot_sources import choose_pubmed_versions
 
     corpus = load_corpus(corpus_path)
     by_rec = {r["rec_id"]: r for r in corpus}

@@ -20,6 +20,7 @@ from Bio import Entrez
 
 from reviewpipe import snapshot
 from reviewpipe.errors import InputError
+from reviewpipe.snapshot_pubmed import split_abstract, split_author
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = ROOT / "data" / "snapshots" / "dry-needling-pf"
@@ -314,15 +315,15 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     ("Anitha", ("Anitha", None, None)),
 ])
 def test_split_author(name, expected):
-    assert snapshot.split_author(name) == expected
+    assert split_author(name) == expected
 
 
 def test_split_abstract_keeps_text_recoverable():
     text = "Background: A. Results: B: not a label. Conclusions: C."
-    parts = snapshot.split_abstract(text)
+    parts = split_abstract(text)
     assert [p[0] for p in parts] == ["Background", "Results", "Conclusions"]
     assert " ".join(f"{label}: {body}" for label, body in parts) == text
-    assert snapshot.split_abstract("No label here: at all.") == [
+    assert split_abstract("No label here: at all.") == [
         (None, "No label here: at all.")]
 
 

@@ -230,7 +230,7 @@ def build_snapshot_command(corpus: Path, out: Path) -> None:
     from reviewpipe.snapshot import build_snapshot
 
     summary = build_snapshot(corpus, out)
-    for name, info in sorted(summary.get("files", summary).items()):
+    for name, info in sorted(summary.items()):
         click.echo(f"{name}: {info}")
 
 
