@@ -18,7 +18,15 @@ from sklearn.exceptions import NotFittedError
 import reviewpipe.evidence as evidence_module
 import reviewpipe.pico_tags as pico_module
 from reviewpipe.errors import InputError
-from reviewpipe.evidence import DECREASED, INCREASED, NO_DIFFERENCE, effect_direction
+from reviewpipe.evidence import (
+    DECREASED,
+    INCREASED,
+    LABELS,
+    MODEL_FORMAT,
+    NO_DIFFERENCE,
+    effect_direction,
+    load_direction_model,
+)
 from reviewpipe.pico_tags import (
     FORMAT,
     PicoTagger,
@@ -155,10 +163,12 @@ def test_bad_params_and_inputs_are_refused(tmp_path):
     ("RESULTS: The odds of full recovery were higher with dry needling (odds ratio 2.4, 95% CI "
      "1.3 to 4.4).", "full recovery", INCREASED),
 ])
-def test_effect_direction_reads_each_label(abstract, outcome, expected):
+@pytest.mark.parametrize("rules_only", [False, True], ids=["model", "rules"])
+def test_effect_direction_reads_each_label(abstract, outcome, expected, rules_only):
     text = ("BACKGROUND: We compared dry needling with sham needling in plantar heel pain.\n"
             "METHODS: Eighty adults were randomised to dry needling or sham.\n" + abstract)
-    label, sentence = effect_direction(text, "dry needling", "sham", outcome)
+    label, sentence = effect_direction(text, "dry needling", "sham", outcome,
+                                       rules_only=rules_only)
     assert label == expected
     assert sentence in abstract
 
@@ -172,11 +182,67 @@ def test_effect_direction_picks_the_sentence_about_the_outcome():
     assert effect_direction("", "a", "b", "c") == (NO_DIFFERENCE, "")
 
 
+# ------------------------------------------------------------------------- the direction model
+
+
+def test_shipped_direction_model_is_plain_json_with_a_card():
+    raw = resources.files("reviewpipe").joinpath("data/direction_model.json").read_bytes()
+    assert len(raw) < 3_000_000
+    payload = json.loads(raw)
+    assert payload["format"] == MODEL_FORMAT and payload["labels"] == list(LABELS)
+    assert len(payload["intercept"]) == 3
+    assert all(len(w) == 3 for w in payload["weights"].values())
+    assert payload["params"]["random_state"] == 0
+    model = load_direction_model()
+    assert model is not None and model.version == payload["version"]
+    assert model.version.startswith("direction-1-")
+    card = resources.files("reviewpipe").joinpath("data/direction_model.md").read_text("utf-8")
+    assert model.version in card and "2026-11-28" in card and "| test |" in card
+
+
+def test_rules_answer_when_the_model_json_is_absent(monkeypatch):
+    abstract = "RESULTS: Pain was lower with dry needling than sham (p = 0.01)."
+    monkeypatch.setattr(evidence_module, "_MODEL_RESOURCE", "data/no_such_model.json")
+    evidence_module._shipped_model.cache_clear()
+    try:
+        assert load_direction_model() is None
+        assert effect_direction(abstract, "dry needling", "sham", "pain") == effect_direction(
+            abstract, "dry needling", "sham", "pain", rules_only=True)
+    finally:
+        monkeypatch.undo()
+        evidence_module._shipped_model.cache_clear()
+    assert load_direction_model() is not None
+
+
+def test_direction_model_json_round_trip_and_bad_files(tmp_path):
+    good = {"format": MODEL_FORMAT, "version": "direction-1-test", "labels": list(LABELS),
+            "intercept": [0.0, 0.0, 0.5], "params": {"ngram": 2},
+            "weights": {"rule=dec": [0.0, 2.0, 0.0], "p:ns": [-1.0, -1.0, 1.0]}}
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(good), encoding="utf-8")
+    model = load_direction_model(path)
+    assert model.predict([]) == NO_DIFFERENCE
+    assert model.predict(["rule=dec", "unseen feature"]) == DECREASED
+    assert model.predict(["rule=dec", "rule=dec", "p:ns"]) == NO_DIFFERENCE  # a set: once each
+    assert np.allclose(model.scores(["rule=dec", "p:ns"]), [-1.0, 1.0, 1.5])
+    for bad in ({**good, "format": "something else"}, {**good, "labels": ["a", "b", "c"]},
+                {**good, "weights": {"x": [1.0, 2.0]}}, [1, 2, 3]):
+        path.write_text(json.dumps(bad), encoding="utf-8")
+        with pytest.raises(InputError, match="not a valid reviewpipe.direction_model"):
+            load_direction_model(path)
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError, match="not a JSON model file"):
+        load_direction_model(path)
+    with pytest.raises(InputError, match="cannot read"):
+        load_direction_model(tmp_path / "missing.json")
+
+
 # ------------------------------------------------------------------------- the evaluation
 
-# Measured by scripts/eval_pico_evidence.py on the shipped model and rules (see the report).
+# Measured by scripts/eval_pico_evidence.py on the shipped models and rules (see the report).
 MEASURED_F1 = {"P": 0.556, "I": 0.455, "O": 0.525}
-MEASURED_DIRECTION = {"all": 0.717, "test": 0.619}
+MEASURED_DIRECTION = {"all": 0.860, "validation": 0.752, "test": 0.640}
+MEASURED_RULES = {"all": 0.717, "test": 0.619}
 MARGIN = 0.02
 
 
@@ -185,6 +251,10 @@ def test_eval_script_exits_2_without_shared(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("Error: ") and "--shared" in err and "\n" not in err
     assert _script("train_pico_tagger").main(["--shared", str(tmp_path / "nowhere")]) == 2
+    capsys.readouterr()
+    assert _script("train_direction_model").main(["--shared", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: ") and "--shared" in err and "\n" not in err
 
 
 @pytest.mark.shared
@@ -202,4 +272,7 @@ def test_evaluation_runs_and_keeps_its_scores(tmp_path, capsys):
     assert {direction[s]["n"] for s in ("train", "validation", "test")} == {940, 117, 139}
     for split, acc in MEASURED_DIRECTION.items():
         assert direction[split]["accuracy"] >= acc - MARGIN, (split, direction[split])
+    for split, acc in MEASURED_RULES.items():
+        assert direction["rules"][split]["accuracy"] >= acc - MARGIN, (split, direction["rules"])
+    assert direction["model"].startswith("direction-1-")
     assert direction["all"]["macro_f1"] > direction["majority_class"]["macro_f1"] + 0.3

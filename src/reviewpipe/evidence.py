@@ -1,7 +1,12 @@
 """Direction of a reported effect: did the intervention raise or lower the outcome, or not?
 
 `effect_direction` answers one Evidence Inference prompt ("with respect to OUTCOME, what did
-INTERVENTION do relative to COMPARATOR?") from a trial abstract, with rules and no model:
+INTERVENTION do relative to COMPARATOR?") from a trial abstract. Rules find the evidence
+sentence and read it (steps 1-3); a small linear model, shipped as plain JSON weights
+(``data/direction_model.json``, built by ``scripts/train_direction_model.py``; see
+``data/direction_model.md``), then gives the label from features of that sentence and the
+prompt, the rules' reading among them (step 4). Without the JSON, or with
+``rules_only=True``, the rules' label stands.
 
 1. **Find the sentence.** Every sentence is scored by how much of the outcome it names (words
    weighted by their rarity within the abstract, abbreviations the abstract defines count as
@@ -19,6 +24,13 @@ INTERVENTION do relative to COMPARATOR?") from a trial abstract, with rules and 
    mortality), else a ratio estimate above or below 1, else the first "a vs b" pair of numbers.
    The direction is flipped when the sentence makes the comparator its subject ("higher in the
    placebo group") or the intervention its reference ("lower than with drug X").
+4. **The model.** A multinomial logistic regression (fitted on the Evidence Inference 2.0 train
+   split) over binary features (`_features`): the rules' label, significance and direction
+   readings, p-value bands, confidence intervals against the null, which arm is named first or
+   as the reference, and uni/bigrams of the sentence and of the outcome's clause with the arms
+   masked as ``<i>``/``<c>``, the outcome as ``<o>``, p-values and CIs as their verdicts and
+   negated words marked. Scoring is a sum of the present features' weights per label (numpy);
+   loading the JSON runs no code.
 
 Labels are the dataset's: ``"significantly increased"``, ``"significantly decreased"`` and
 ``"no significant difference"``. "Increased" is not "better".
@@ -26,11 +38,19 @@ Labels are the dataset's: ``"significantly increased"``, ``"significantly decrea
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from reviewpipe.errors import InputError
 from reviewpipe.numbers import (
     find_abbreviations,
     find_p_values,
@@ -41,12 +61,15 @@ from reviewpipe.numbers import (
     stem_word,
 )
 
-__all__ = ["DECREASED", "INCREASED", "LABELS", "NO_DIFFERENCE", "effect_direction"]
+__all__ = ["DECREASED", "INCREASED", "LABELS", "MODEL_FORMAT", "NO_DIFFERENCE", "DirectionModel",
+           "effect_direction", "load_direction_model"]
 
 INCREASED = "significantly increased"
 DECREASED = "significantly decreased"
 NO_DIFFERENCE = "no significant difference"
 LABELS = (INCREASED, DECREASED, NO_DIFFERENCE)
+MODEL_FORMAT = "reviewpipe.direction_model/1"
+_MODEL_RESOURCE = "data/direction_model.json"
 
 
 def _wordset(text: str) -> frozenset[str]:
@@ -122,7 +145,7 @@ class _Sentence:
 
 
 def effect_direction(abstract: str, intervention: str, comparator: str,
-                     outcome: str) -> tuple[str, str]:
+                     outcome: str, *, rules_only: bool = False) -> tuple[str, str]:
     """The reported direction of ``outcome`` for ``intervention`` relative to ``comparator``.
 
     Parameters
@@ -132,6 +155,9 @@ def effect_direction(abstract: str, intervention: str, comparator: str,
         ``"RESULTS: "`` at the start of a line are read as sections.
     intervention, comparator, outcome : str
         The prompt's three parts, as free text.
+    rules_only : bool
+        Read the label with the rules alone, not the shipped model (which is also skipped,
+        silently, when ``data/direction_model.json`` is absent).
 
     Returns
     -------
@@ -149,15 +175,31 @@ def effect_direction(abstract: str, intervention: str, comparator: str,
     ...                  "dry needling", "sham", "pain")[0]
     'no significant difference'
     """
+    found = _evidence_sentence(abstract, outcome)
+    if found is None:
+        return NO_DIFFERENCE, ""
+    sentence, aliases, o_stems = found
+    model = None if rules_only else load_direction_model()
+    if model is None:
+        label = _classify(sentence, intervention, comparator, outcome, o_stems, aliases)
+    else:
+        label = model.predict(_features(sentence, intervention, comparator, outcome, o_stems,
+                                        aliases, model.ngram))
+    return label, sentence
+
+
+def _evidence_sentence(abstract: str, outcome: str) -> tuple[str, dict[str, str],
+                                                              set[str]] | None:
+    """The sentence that best reports ``outcome``, the abstract's abbreviations, the outcome's
+    stems; None when the abstract is empty."""
     sentences = _sentences(abstract or "")
     if not sentences:
-        return NO_DIFFERENCE, ""
+        return None
     aliases = _aliases(abstract)
     o_stems = _stems(outcome, aliases)
     o_times = {t.weeks for t in find_times(outcome) if t.weeks is not None}
     best = max(sentences, key=lambda s: (_relevance(s, o_stems, sentences, o_times), -s.start))
-    label = _classify(best.text, intervention, comparator, outcome, o_stems, aliases)
-    return label, best.text
+    return best.text, aliases, o_stems
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,33 +300,61 @@ def _relevance(sent: _Sentence, o_stems: set[str], all_sents: Sequence[_Sentence
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What the rules read in one sentence, kept for the learned model's features."""
+
+    label: str
+    clause: str
+    anchor: int
+    significant: bool
+    significance_from: str  # "clause", "sentence" or "direction" (no test reported)
+    significance_via: str  # "negation", "within", "p", "ci", "word" or "none"
+    word_sign: int  # the direction word nearest the outcome (or a ratio), before any flip
+    number_sign: int  # the arms' numbers compared, when no direction word was found
+    flip: bool
+
+
 def _classify(sentence: str, intervention: str, comparator: str, outcome: str,
               o_stems: set[str], aliases: dict[str, str]) -> str:
+    return _read(sentence, intervention, comparator, outcome, o_stems, aliases).label
+
+
+def _read(sentence: str, intervention: str, comparator: str, outcome: str,
+          o_stems: set[str], aliases: dict[str, str]) -> _Reading:
     clauses = [sentence[a:b] for a, b in split_clauses(sentence, 0, len(sentence))]
     clauses = [c for c in clauses if c.strip()] or [sentence]
     clause = max(clauses, key=lambda c: len(o_stems & _sentence_stems(c)))
     anchor = _anchor(clause, o_stems)
-    significant = _significance(clause, anchor)
+    significant, via = _significance_why(clause, anchor)
+    source = "clause"
     if significant is None and clause != sentence:
-        significant = _significance(sentence, _anchor(sentence, o_stems))
+        significant, via = _significance_why(sentence, _anchor(sentence, o_stems))
+        source = "sentence"
+    word_sign = _direction(clause, anchor, outcome)
     if significant is None:
         # No test is reported: a stated change ("creatinine rose by 11%") was read by the
         # annotators as a finding, a bare description as none.
-        significant = _direction(clause, anchor, outcome) != 0
-    if not significant:
-        return NO_DIFFERENCE
-    sign = _direction(clause, anchor, outcome)
-    if sign == 0 and clause != sentence:
-        sign = _direction(sentence, _anchor(sentence, o_stems), outcome)
+        significant = word_sign != 0
+        source = "direction"
+    if word_sign == 0 and clause != sentence:
+        word_sign = _direction(sentence, _anchor(sentence, o_stems), outcome)
     flip = _flip(sentence, intervention, comparator, aliases)
-    if sign == 0:
-        sign = (_numbers_direction(clause, intervention, comparator, aliases)
-                or _numbers_direction(sentence, intervention, comparator, aliases))
-        if sign:
-            flip = False  # the numbers were already read arm by arm
-        else:
-            sign = 1  # "increased" is the commoner significant label
-    return INCREASED if sign * (-1 if flip else 1) > 0 else DECREASED
+    number_sign = 0
+    if word_sign == 0:
+        number_sign = (_numbers_direction(clause, intervention, comparator, aliases)
+                       or _numbers_direction(sentence, intervention, comparator, aliases))
+    if not significant:
+        label = NO_DIFFERENCE
+    elif word_sign:
+        label = INCREASED if word_sign * (-1 if flip else 1) > 0 else DECREASED
+    elif number_sign:
+        label = INCREASED if number_sign > 0 else DECREASED  # already read arm by arm
+    else:
+        # "increased" is the commoner significant label.
+        label = DECREASED if flip else INCREASED
+    return _Reading(label, clause, anchor, significant, source, via, word_sign, number_sign,
+                    flip)
 
 
 def _anchor(text: str, o_stems: set[str]) -> int:
@@ -305,8 +375,9 @@ def _anchor(text: str, o_stems: set[str]) -> int:
     return at
 
 
-def _significance(text: str, anchor: int) -> bool | None:
-    """True/False when ``text`` says whether the difference is significant, else None.
+def _significance_why(text: str, anchor: int) -> tuple[bool | None, str]:
+    """True/False when ``text`` says whether the difference is significant, else None; and
+    what said so: "negation", "within", "p", "ci", "word" or "none".
 
     Only the stretch around the outcome mention is read for negations and p-values, so "no
     significant change in X, but a significant fall in Y (p = 0.01)" answers for each.
@@ -318,18 +389,18 @@ def _significance(text: str, anchor: int) -> bool | None:
     start = max([anchor - 80, 0] + [p.end for p in ps if p.end <= anchor])
     local = text[start:stop]
     if _NEGATION.search(local):
-        return False
+        return False, "negation"
     if _WITHIN.search(local) and not _BETWEEN.search(local):
-        return False
+        return False, "within"
     if after or ps:
-        return _p_significant((after or ps)[0].text)
+        return _p_significant((after or ps)[0].text), "p"
     for stat in find_stats(text):
         if stat.kind == "ci" and stat.low is not None and stat.high is not None:
             null = 1.0 if _RATIO.search(text[max(0, stat.start - 40):stat.end]) else 0.0
-            return not stat.low <= null <= stat.high
+            return not stat.low <= null <= stat.high, "ci"
     if _SIGNIFICANT.search(local):
-        return True
-    return None
+        return True, "word"
+    return None, "none"
 
 
 def _p_significant(p: str) -> bool:
@@ -463,3 +534,189 @@ def _numbers_direction(text: str, intervention: str, comparator: str,
     if len(value) == 2 and value["i"] != value["c"]:
         return 1 if value["i"] > value["c"] else -1
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Features for the learned model
+# --------------------------------------------------------------------------------------------
+
+_NEG_CUE = re.compile(r"(?:no|not|n't|without|neither|nor|never|failed|fail|fails|lack|"
+                      r"absence|ns|non-?significant\w*|insignificant\w*)", re.I)
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*|-?\d+(?:\.\d+)?%?|[;:,()<>=±]")
+_SCOPE_END = frozenset(";:,()") | {"but", "whereas", "while", "although", "however"}
+
+
+def _bucket_p(p: str) -> str:
+    op = re.match(r"[<>=]*", p).group(0)
+    try:
+        value = float(p[len(op):])
+    except ValueError:
+        return "odd"
+    if op.startswith(">"):
+        return "ns"
+    if value <= 0.001 and not (value == 0.001 and not op):
+        return "le001"
+    if value <= 0.01:
+        return "le01"
+    if value < 0.05 or (value == 0.05 and op.startswith("<")):
+        return "lt05"
+    return "ns"
+
+
+def _masked_tokens(text: str, intervention: str, comparator: str, o_stems: set[str],
+                   aliases: dict[str, str]) -> list[str]:
+    """Lower-cased words of ``text`` with the arms as ``<i>``/``<c>``, the outcome's words as
+    ``<o>``, p-values as ``<p_band>``, an estimate with its 95% CI as ``<ci_excl>`` or
+    ``<ci_null>`` and other numbers as ``<num>``; runs of one mark collapse."""
+    ps = find_p_values(text)
+    marks = [(p.start, p.end, f"<p_{_bucket_p(p.text)}>") for p in ps]
+    for stat in find_stats(text):
+        if stat.kind == "ci" and stat.low is not None and stat.high is not None:
+            null = 1.0 if _RATIO.search(text[max(0, stat.start - 40):stat.end]) else 0.0
+            inside = stat.low <= null <= stat.high
+            # A p-value inside the bracket keeps its own mark.
+            end = min([stat.end] + [p.start for p in ps if stat.start <= p.start < stat.end])
+            marks.append((stat.start, end, "<ci_null>" if inside else "<ci_excl>"))
+    for a, b, key, _ in _mentions(text, intervention, comparator, aliases):
+        marks.append((a, b, f"<{key}>"))
+    out: list[str] = []
+    k = 0
+    marks.sort()
+    for m in _TOKEN.finditer(text):
+        while k < len(marks) and marks[k][1] <= m.start():
+            k += 1
+        if k < len(marks) and marks[k][0] <= m.start() < marks[k][1]:
+            token = marks[k][2]
+        else:
+            word = m.group(0)
+            if word[0].isdigit() or word[0] == "-":
+                token = "<num%>" if word.endswith("%") else "<num>"
+            elif stem_word(word) in o_stems and word.lower() not in _STOP:
+                token = "<o>"
+            else:
+                token = word.lower()
+        if not (out and token == out[-1] and token.startswith("<")):
+            out.append(token)
+    return out
+
+
+def _features(sentence: str, intervention: str, comparator: str, outcome: str,
+              o_stems: set[str], aliases: dict[str, str], ngram: int = 2) -> list[str]:
+    """Binary features of the evidence sentence and the prompt (names, as strings)."""
+    r = _read(sentence, intervention, comparator, outcome, o_stems, aliases)
+    less = bool(_LESS_IS_BETTER.search(outcome))
+    short = {INCREASED: "inc", DECREASED: "dec", NO_DIFFERENCE: "nd"}[r.label]
+    feats = {f"rule={short}", f"rule_sig={r.significant}:{r.significance_from}",
+             f"rule_sig_via={r.significant}:{r.significance_via}",
+             f"rule_word={r.word_sign}", f"rule_num={r.number_sign}", f"rule_flip={r.flip}",
+             f"rule_signed={r.word_sign * (-1 if r.flip else 1)}",
+             f"rule={short}&less={less}", "bias"}
+    ps = find_p_values(sentence)
+    feats |= {f"p:{_bucket_p(p.text)}" for p in ps}
+    feats.add(f"p_count={min(len(ps), 3)}")
+    local = [p for p in find_p_values(r.clause) if p.end > r.anchor][:1]
+    feats |= {f"p_local:{_bucket_p(p.text)}" for p in local}
+    for stat in find_stats(sentence):
+        if stat.kind == "ci" and stat.low is not None and stat.high is not None:
+            null = 1.0 if _RATIO.search(sentence[max(0, stat.start - 40):stat.end]) else 0.0
+            feats.add("ci_excludes_null" if not stat.low <= null <= stat.high else "ci_has_null")
+    mentions = _mentions(sentence, intervention, comparator, aliases)
+    keys = "".join(k for _, _, k, _ in mentions)
+    feats.add(f"first_arm={keys[:1] or '-'}")
+    feats |= {f"arm:{k}{'_ref' if ref else ''}" for _, _, k, ref in mentions}
+    if "i" in keys and "c" in keys:
+        feats.add(f"order={'ic' if keys.index('i') < keys.index('c') else 'ci'}")
+    if _WITHIN.search(sentence):
+        feats.add("within")
+    for part, name in ((sentence, "s"), (r.clause, "c")):
+        tokens = _masked_tokens(part, intervention, comparator, o_stems, aliases)
+        negated = False
+        for i, t in enumerate(tokens):
+            if t in _SCOPE_END:
+                negated = False
+                continue
+            feats.add(f"{name}:{t}")
+            if negated:
+                feats.add(f"{name}:neg_{t}")
+            if _NEG_CUE.fullmatch(t):
+                negated = True
+            for n in range(2, ngram + 1):
+                if i + n <= len(tokens):
+                    feats.add(f"{name}:" + " ".join(tokens[i:i + n]))
+    return sorted(feats)
+
+
+# --------------------------------------------------------------------------------------------
+# The learned model: plain JSON weights, scored with numpy
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectionModel:
+    """A linear model over `_features` names: score = intercept + sum of the present features'
+    weights, one column per label; the label with the highest score wins."""
+
+    version: str
+    labels: tuple[str, ...]
+    intercept: np.ndarray  # (n_labels,)
+    index: Mapping[str, int]  # feature name -> row of coef
+    coef: np.ndarray  # (n_features, n_labels)
+    ngram: int = 2
+
+    def scores(self, features: Sequence[str]) -> np.ndarray:
+        rows = sorted({self.index[f] for f in features if f in self.index})
+        return self.intercept + self.coef[rows].sum(axis=0)
+
+    def predict(self, features: Sequence[str]) -> str:
+        return self.labels[int(np.argmax(self.scores(features)))]
+
+
+def _model_from_dict(payload: Any, source: str) -> DirectionModel:
+    try:
+        if payload.get("format") != MODEL_FORMAT:
+            raise ValueError(f"format is {payload.get('format')!r}")
+        labels = tuple(payload["labels"])
+        if sorted(labels) != sorted(LABELS):
+            raise ValueError(f"labels {labels!r}")
+        intercept = np.asarray(payload["intercept"], dtype=float)
+        names = sorted(payload["weights"])
+        coef = np.asarray([payload["weights"][n] for n in names], dtype=float)
+        coef = coef.reshape(len(names), len(labels))
+        if intercept.shape != (len(labels),) or not np.isfinite(coef).all():
+            raise ValueError("intercept or weights of the wrong shape or not finite")
+        ngram = int(payload["params"]["ngram"])
+        return DirectionModel(str(payload["version"]), labels, intercept,
+                              {n: i for i, n in enumerate(names)}, coef, ngram)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(source, f"not a valid {MODEL_FORMAT} model: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def _shipped_model() -> DirectionModel | None:
+    resource = resources.files("reviewpipe").joinpath(_MODEL_RESOURCE)
+    try:
+        raw = resource.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise InputError(str(resource), f"not a JSON model file ({exc})") from exc
+    return _model_from_dict(payload, str(resource))
+
+
+def load_direction_model(path: str | Path | None = None) -> DirectionModel | None:
+    """The effect-direction model in ``path`` (default: the shipped
+    ``data/direction_model.json``, or None when it is absent and the rules must answer alone).
+
+    The file is plain JSON (feature names and weights); loading it runs nothing from it.
+    """
+    if path is None:
+        return _shipped_model()
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read the model file ({exc.strerror})") from exc
+    except ValueError as exc:
+        raise InputError(str(path), f"not a JSON model file ({exc})") from exc
+    return _model_from_dict(payload, str(path))
