@@ -12,7 +12,7 @@ the mean of two macro-F1s: end to end on its abstract-answerable prompts, and on
 annotations' cited spans. ``test`` is scored once at the end, for the card; it chooses nothing.
 
 Model: multinomial logistic regression (lbfgs, L2) over the binary features of
-`reviewpipe.evidence._features`: what the rules read (their label, significance, direction
+`reviewpipe.evidence.sentence_features`: what the rules read (their label, significance, direction
 word, flip, numbers), p-value bands, confidence intervals against the null, which arm is named
 first or as the reference, and word uni/bigrams of the sentence and of the clause naming the
 outcome, with the arms masked as ``<i>``/``<c>``, the outcome as ``<o>``, p-values and 95% CIs
@@ -44,7 +44,7 @@ from scipy import sparse
 from scipy.stats import binomtest
 from sklearn.linear_model import LogisticRegression
 
-from reviewpipe import evidence
+from reviewpipe import evidence, evidence_rules
 from reviewpipe.evidence import LABELS, MODEL_FORMAT, load_direction_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,14 +105,15 @@ def load_rows(shared: Path) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {"prompts": [], "spans": []}
     for rows in prompts.values():
         first = rows[0]
-        found = evidence._evidence_sentence(abstracts.get(first["PMCID"], ""), first["Outcome"])
+        found = evidence_rules.evidence_sentence(abstracts.get(first["PMCID"], ""),
+                                                 first["Outcome"])
         if found is None:
             continue
         out["prompts"].append(_row(first, found[0], found[1], found[2], _gold(rows)))
     for row in annotations:
         text = " ".join(row["Evidence"].split())
-        aliases = evidence._aliases(abstracts.get(row["PMCID"], "") + "\n" + text)
-        o_stems = evidence._stems(row["Outcome"], aliases)
+        aliases = evidence_rules.abbreviations_of(abstracts.get(row["PMCID"], "") + "\n" + text)
+        o_stems = evidence_rules.stems_of(row["Outcome"], aliases)
         item = _row(row, text, aliases, o_stems, row["Label"])
         item["valid"] = row["ValidLabel"] == "True" and row["ValidReasoning"] == "True"
         out["spans"].append(item)
@@ -123,8 +124,8 @@ def _row(row: dict[str, str], text: str, aliases: dict[str, str], o_stems: set[s
          gold: str) -> dict[str, Any]:
     args = (text, row["Intervention"], row["Comparator"], row["Outcome"], o_stems, aliases)
     return {"split": row["split"], "gold": gold,
-            "features": evidence._features(*args, NGRAM),
-            "rules": evidence._read(*args).label}
+            "features": evidence.sentence_features(*args, NGRAM),
+            "rules": evidence_rules.read_sentence(*args).label}
 
 
 def _matrix(rows: list[dict[str, Any]], vocab: dict[str, int]) -> sparse.csr_matrix:
@@ -314,7 +315,8 @@ def _card(shared: Path, data: dict, payload: dict, grid: list, params: dict,
         f"Multinomial logistic regression (scikit-learn `LogisticRegression`, lbfgs, L2, "
         f"`C`={params['C']}, `random_state`=0) over binary features kept when present in >= "
         f"{params['min_count']} training rows ({len(payload['weights']):,} features with a "
-        f"non-zero weight at {DECIMALS} decimals). Features (`reviewpipe.evidence._features`):",
+        f"non-zero weight at {DECIMALS} decimals). Features "
+        "(`reviewpipe.evidence.sentence_features`):",
         "- the rules' reading of the sentence: their label (also crossed with whether the "
         "outcome is one where less is better), whether significance came from the outcome's "
         "clause, the whole sentence or a stated change and what said so (a negation, a "
