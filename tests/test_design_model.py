@@ -94,10 +94,14 @@ def tiny() -> tuple[list[str], np.ndarray]:
 
 
 TINY_PARAMS = [
-    dict(min_df=1, char_ngram_range=None, C=4.0),
+    dict(min_df=1),
+    dict(min_df=1, prefix_len=None, nb_C=None, C=4.0),
     dict(min_df=1, ngram_range=(1, 3), char_ngram_range=(2, 5), C=4.0),
     dict(min_df=1, ngram_range=(1, 1), char_ngram_range=(1, 3), max_features=20,
-         char_max_features=50, class_weight=None),
+         char_max_features=50, class_weight=None, nb_C=None),
+    dict(min_df=1, prefix_len=2, prefix_ngram_range=(1, 3), prefix_max_features=40,
+         nb_C=2.0, nb_alpha=1.0),
+    dict(min_df=1, prefix_len=32, prefix_ngram_range=(2, 2), char_ngram_range=(3, 5)),
 ]
 PROBES = [
     "Randomised, double-blind trial of drug A versus placebo.",
@@ -156,7 +160,7 @@ def test_loading_never_unpickles(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_shipped_model_attributes() -> None:
     model = load_default_model()
     assert 0.0 < model.threshold < 1.0
-    assert re.fullmatch(r"rct-text-1-[0-9a-f]{12}", model.version)
+    assert re.fullmatch(rf"rct-text-{dm.FORMAT_VERSION}-[0-9a-f]{{12}}", model.version)
     assert model.classes == [0, 1]
     for key in ("training_data", "threshold_rule", "dev_cv", "test", "intended_use"):
         assert key in model.card
@@ -224,6 +228,12 @@ def test_json_floats_are_rounded(tmp_path: Path) -> None:
     (lambda p: p["word"]["coef"].__setitem__(0, float("nan")), "non-finite"),
     (lambda p: p.update(threshold=2.0), "threshold"),
     (lambda p: p["char"].update(analyzer="char"), "analyzer"),
+    (lambda p: p["prefix"].update(prefix_len=1), "prefix_len"),
+    (lambda p: p["prefix"].update(prefix_len="5"), "prefix_len"),
+    (lambda p: p["prefix"].pop("prefix_len"), "needs 'prefix_len'"),
+    (lambda p: p["word"].update(prefix_len=5), "whole tokens"),
+    (lambda p: p.update(format_version=1), "version 1 model has no 'prefix'"),
+    (lambda p: p.update(format_version=True), "format_version"),
 ])
 def test_bad_model_file_is_refused(tmp_path: Path, mutate, message: str) -> None:
     texts, y = tiny()
@@ -233,6 +243,37 @@ def test_bad_model_file_is_refused(tmp_path: Path, mutate, message: str) -> None
     path.write_text(json.dumps(payload), encoding="utf-8")
     with pytest.raises(InputError, match=message):
         from_json(path)
+
+
+def test_version_1_model_file_still_loads(tmp_path: Path) -> None:
+    # A file from before the prefix block (format_version 1: word and char blocks only).
+    texts, y = tiny()
+    model = RCTTextModel(min_df=1, prefix_len=None, nb_C=None, char_ngram_range=(3, 5))
+    payload = model.fit(texts, y).to_dict()
+    del payload["prefix"]
+    payload["format_version"] = 1
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(payload), encoding="utf-8")
+    probe = texts + PROBES
+    np.testing.assert_allclose(from_json(path).predict_proba(probe),
+                               model.predict_proba(probe)[:, 1], rtol=0, atol=1e-6)
+
+
+def test_blend_is_the_mean_of_its_members_log_odds() -> None:
+    texts, y = tiny()
+    model = RCTTextModel(min_df=1, C=4.0, nb_C=2.0).fit(texts, y)
+    features = model._features(texts)
+    plain = model.classifier_.decision_function(features)
+    nb = model.nb_classifier_.decision_function(features @ np.diag(model.nb_ratio_))
+    np.testing.assert_allclose(model.decision_function(texts), (plain + nb) / 2, atol=1e-10)
+    n_prefix = len(model.prefix_vectorizer_.vocabulary_)
+    assert features.shape[1] == len(model.word_vectorizer_.vocabulary_) + n_prefix
+    assert "rando" in model.prefix_vectorizer_.vocabulary_  # randomised/randomly/randomized
+    alone = RCTTextModel(min_df=1, C=4.0, nb_C=None).fit(texts, y)
+    np.testing.assert_allclose(alone.decision_function(texts),
+                               alone.classifier_.decision_function(alone._features(texts)),
+                               atol=1e-10)
+    assert alone.nb_classifier_ is None and alone.nb_ratio_ is None
 
 
 def test_unreadable_model_file(tmp_path: Path) -> None:
@@ -304,6 +345,7 @@ def test_fit_is_deterministic(tmp_path: Path) -> None:
     a = RCTTextModel(min_df=1, random_state=0).fit(texts, y)
     b = clone(a).fit(texts, y)
     np.testing.assert_array_equal(a.classifier_.coef_, b.classifier_.coef_)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
     assert (a.to_json(tmp_path / "a.json").read_bytes()
             == b.to_json(tmp_path / "b.json").read_bytes())
 
@@ -322,6 +364,12 @@ def test_predict_uses_threshold() -> None:
                    r"\(0, inf\). Got -1.0 instead."),
     (dict(ngram_range=(2, 1)), "'ngram_range'"),
     (dict(char_ngram_range=(4, 5)), "'char_ngram_range'"),
+    (dict(prefix_len=1), "'prefix_len'"),
+    (dict(prefix_len=5.0), "'prefix_len'"),
+    (dict(prefix_ngram_range=(0, 1)), "'prefix_ngram_range'"),
+    (dict(prefix_max_features=0), "'prefix_max_features'"),
+    (dict(nb_C=0.0), "'nb_C'"),
+    (dict(nb_alpha=-1.0), "'nb_alpha'"),
     (dict(min_df=0), "'min_df'"),
     (dict(max_features=0), "'max_features'"),
     (dict(threshold=1.5), "'threshold'"),
@@ -390,7 +438,11 @@ def test_numpy_scorer_equals_sklearn_and_refit_equals_shipped() -> None:
     # The shipped file is this fit: same vocabulary, same weights (to rounding).
     shipped = json.loads(shipped_path().read_text(encoding="utf-8"))
     refit = model.to_dict()
-    assert refit["word"]["vocabulary"] == shipped["word"]["vocabulary"]
-    np.testing.assert_allclose(refit["word"]["coef"], shipped["word"]["coef"], rtol=1e-5,
-                               atol=1e-6)
+    for block in ("word", "prefix", "char"):
+        assert (refit.get(block) is None) == (shipped.get(block) is None), block
+        if refit.get(block) is None:
+            continue
+        assert refit[block]["vocabulary"] == shipped[block]["vocabulary"]
+        np.testing.assert_allclose(refit[block]["coef"], shipped[block]["coef"], rtol=1e-5,
+                                   atol=1e-6)
     np.testing.assert_allclose(refit["intercept"], shipped["intercept"], rtol=1e-5)

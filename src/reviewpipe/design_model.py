@@ -1,9 +1,14 @@
 """P(record reports an RCT) from its title and abstract, shipped as JSON and scored with numpy.
 
-`RCTTextModel` is a scikit-learn estimator: TF-IDF of word n-grams and, optionally, of
-``char_wb`` n-grams (lowercase, sublinear tf, l2 norm per block) feeding a logistic regression.
-`RCTTextModel.to_json` writes the vocabularies, idf vectors, coefficients, intercept, params,
-threshold and model card as plain JSON. `from_json` and `load_default_model` rebuild an
+`RCTTextModel` is a scikit-learn estimator: TF-IDF blocks (lowercase, sublinear tf, l2 norm per
+block) of word n-grams, of *prefix* n-grams (each word token cut to its first ``prefix_len``
+characters, a cheap stemmer: "randomised", "randomized", "randomly" all give "rando") and,
+optionally, of ``char_wb`` n-grams, feeding an equal-weight blend of two L2 logistic
+regressions on the same features: a plain one and one on features scaled by their
+naive-Bayes log-count ratios (NBSVM, Wang & Manning 2012). Both members are linear in the
+features, so the blend is one linear model: one coefficient vector, one intercept.
+`RCTTextModel.to_json` writes the vocabularies, idf vectors, blended coefficients, intercept,
+params, threshold and model card as plain JSON. `from_json` and `load_default_model` rebuild an
 `RCTScorer` that re-implements the TF-IDF transform with numpy and scipy.sparse, so loading a
 model never unpickles anything and runs no code from the file (sklearn's persistence docs:
 pickles "can execute arbitrary code").
@@ -48,7 +53,9 @@ __all__ = [
 ]
 
 FORMAT = "reviewpipe.rct_text_model"
-FORMAT_VERSION = 1
+# 2 added the prefix block; version 1 files (word and char blocks only) still load.
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 # sklearn's default token pattern; the scorer supports this one only, so a model file cannot
 # smuggle in a regex of its own.
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
@@ -74,7 +81,8 @@ def record_text(title: str | None, abstract: str | None) -> str:
 
 
 class RCTTextModel(ClassifierMixin, BaseEstimator):
-    """TF-IDF (word, optionally char_wb, n-grams) and logistic regression: P(text is an RCT).
+    """TF-IDF (word, prefix and optionally char_wb n-grams) and a blend of two logistic
+    regressions: P(text is an RCT).
 
     The defaults are the variant that won the dev-split CV of ``scripts/train_design_model.py``
     (out-of-fold precision at recall 0.99, among variants fast enough to score >= 10k records/s;
@@ -85,19 +93,35 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
     ngram_range : tuple of int, default=(1, 2)
         Word n-gram range, ``1 <= lo <= hi <= 3``.
     min_df : int, default=2
-        Minimum document frequency of a word or char n-gram.
+        Minimum document frequency of a word, prefix or char n-gram.
     max_features : int or None, default=10000
         Word n-grams kept, by corpus frequency.
+    prefix_len : int or None, default=5
+        Length of the prefix block's tokens: each word token (sklearn's token pattern) cut to
+        its first ``prefix_len`` characters, ``2 <= prefix_len <= 32``; None for no prefix
+        block.
+    prefix_ngram_range : tuple of int, default=(1, 1)
+        Prefix n-gram range, ``1 <= lo <= hi <= 3``.
+    prefix_max_features : int or None, default=None
+        Prefix n-grams kept, by corpus frequency.
     char_ngram_range : tuple of int or None, default=None
-        ``char_wb`` n-gram range, ``1 <= lo <= 3``, ``lo <= hi <= 6``; None for words only.
+        ``char_wb`` n-gram range, ``1 <= lo <= 3``, ``lo <= hi <= 6``; None for no char block.
         ``lo <= 3`` keeps sklearn's short-word special case out of reach (a padded word is
         at least 3 characters), so the numpy scorer reproduces it exactly.
     char_max_features : int or None, default=30000
         Char n-grams kept, by corpus frequency.
     C : float, default=64.0
-        Inverse L2 regularisation strength of the logistic regression.
+        Inverse L2 regularisation strength of the plain logistic regression.
+    nb_C : float or None, default=64.0
+        Inverse L2 regularisation strength of the logistic regression on naive-Bayes-scaled
+        features; None for the plain logistic regression alone. With it, the model's log-odds
+        are the mean of the two members' log-odds.
+    nb_alpha : float, default=0.1
+        Smoothing of the naive-Bayes log-count ratios, computed on binarised features:
+        ``r = log((alpha + f1) / |alpha + f1|_1) - log((alpha + f0) / |alpha + f0|_1)``, with
+        ``f1``, ``f0`` the numbers of positive and negative texts holding each feature.
     class_weight : {"balanced"}, dict or None, default="balanced"
-        Passed to `LogisticRegression`.
+        Passed to both `LogisticRegression` members.
     max_iter : int, default=3000
         lbfgs iterations.
     threshold : float, default=0.5
@@ -111,8 +135,17 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (2,)
         Class labels; the second is the positive class ("reports an RCT").
     word_vectorizer_ : TfidfVectorizer
+    prefix_vectorizer_ : TfidfVectorizer or None
     char_vectorizer_ : TfidfVectorizer or None
     classifier_ : LogisticRegression
+        The plain member.
+    nb_classifier_ : LogisticRegression or None
+        The member fitted on ``X * nb_ratio_``.
+    nb_ratio_ : ndarray of shape (n_features,) or None
+        Naive-Bayes log-count ratio of each feature.
+    coef_ : ndarray of shape (1, n_features)
+        Blended coefficients: the log-odds are ``X @ coef_[0] + intercept_[0]``.
+    intercept_ : ndarray of shape (1,)
 
     See Also
     --------
@@ -120,7 +153,7 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
 
     Examples
     --------
-    >>> m = RCTTextModel(min_df=1, char_ngram_range=None).fit(
+    >>> m = RCTTextModel(min_df=1).fit(
     ...     ["patients were randomised to drug or placebo", "we report a case of gout"], [1, 0])
     >>> m.predict(["a randomised placebo trial"]).tolist()
     [1]
@@ -132,9 +165,14 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
         ngram_range: tuple[int, int] = (1, 2),
         min_df: int = 2,
         max_features: int | None = 10000,
+        prefix_len: int | None = 5,
+        prefix_ngram_range: tuple[int, int] = (1, 1),
+        prefix_max_features: int | None = None,
         char_ngram_range: tuple[int, int] | None = None,
         char_max_features: int | None = 30000,
         C: float = 64.0,
+        nb_C: float | None = 64.0,
+        nb_alpha: float = 0.1,
         class_weight: str | dict | None = "balanced",
         max_iter: int = 3000,
         threshold: float = 0.5,
@@ -143,9 +181,14 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
         self.ngram_range = ngram_range
         self.min_df = min_df
         self.max_features = max_features
+        self.prefix_len = prefix_len
+        self.prefix_ngram_range = prefix_ngram_range
+        self.prefix_max_features = prefix_max_features
         self.char_ngram_range = char_ngram_range
         self.char_max_features = char_max_features
         self.C = C
+        self.nb_C = nb_C
+        self.nb_alpha = nb_alpha
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.threshold = threshold
@@ -160,7 +203,7 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
         return tags
 
     def fit(self, X: Iterable[str], y: Iterable[Any]) -> RCTTextModel:
-        """Fit the vectorizers and the logistic regression on texts ``X`` and binary ``y``.
+        """Fit the vectorizers and the logistic regressions on texts ``X`` and binary ``y``.
 
         Parameters
         ----------
@@ -188,6 +231,14 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
             min_df=self.min_df, max_features=self.max_features, sublinear_tf=True,
             dtype=np.float64)
         blocks = [self.word_vectorizer_.fit_transform(texts)]
+        self.prefix_vectorizer_ = None
+        if self.prefix_len is not None:
+            self.prefix_vectorizer_ = TfidfVectorizer(
+                lowercase=True, tokenizer=_PrefixTokenizer(int(self.prefix_len)),
+                token_pattern=None, ngram_range=tuple(self.prefix_ngram_range),
+                min_df=self.min_df, max_features=self.prefix_max_features, sublinear_tf=True,
+                dtype=np.float64)
+            blocks.append(self.prefix_vectorizer_.fit_transform(texts))
         self.char_vectorizer_ = None
         if self.char_ngram_range is not None:
             self.char_vectorizer_ = TfidfVectorizer(
@@ -195,30 +246,44 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
                 min_df=self.min_df, max_features=self.char_max_features, sublinear_tf=True,
                 dtype=np.float64)
             blocks.append(self.char_vectorizer_.fit_transform(texts))
-        self.classifier_ = LogisticRegression(
-            C=self.C, class_weight=self.class_weight, solver="lbfgs", max_iter=self.max_iter,
-            random_state=self.random_state)
-        self.classifier_.fit(sp.hstack(blocks, format="csr"), y_arr)
+        features = sp.hstack(blocks, format="csr")
+        self.classifier_ = self._logistic(self.C).fit(features, y_arr)
         self.classes_ = self.classifier_.classes_
+        coef = self.classifier_.coef_[0].copy()
+        intercept = float(self.classifier_.intercept_[0])
+        self.nb_classifier_ = self.nb_ratio_ = None
+        if self.nb_C is not None:
+            self.nb_ratio_ = _nb_ratio(features, y_arr == self.classes_[1], self.nb_alpha)
+            self.nb_classifier_ = self._logistic(self.nb_C).fit(
+                features @ sp.diags(self.nb_ratio_), y_arr)
+            coef = (coef + self.nb_classifier_.coef_[0] * self.nb_ratio_) / 2.0
+            intercept = (intercept + float(self.nb_classifier_.intercept_[0])) / 2.0
+        self.coef_ = coef[np.newaxis, :]
+        self.intercept_ = np.array([intercept])
         return self
+
+    def _logistic(self, C: float) -> LogisticRegression:
+        return LogisticRegression(C=C, class_weight=self.class_weight, solver="lbfgs",
+                                  max_iter=self.max_iter, random_state=self.random_state)
 
     def _features(self, X: Iterable[str]) -> sp.csr_matrix:
         check_is_fitted(self)
         texts = _as_texts(X, "X")
         blocks = [self.word_vectorizer_.transform(texts)]
-        if self.char_vectorizer_ is not None:
-            blocks.append(self.char_vectorizer_.transform(texts))
+        for vectorizer in (self.prefix_vectorizer_, self.char_vectorizer_):
+            if vectorizer is not None:
+                blocks.append(vectorizer.transform(texts))
         return sp.hstack(blocks, format="csr")
 
     def decision_function(self, X: Iterable[str]) -> np.ndarray:
         """Log-odds of the positive class, shape (n_texts,)."""
         features = self._features(X)  # checks fitted first
-        return self.classifier_.decision_function(features)
+        return features @ self.coef_[0] + self.intercept_[0]
 
     def predict_proba(self, X: Iterable[str]) -> np.ndarray:
         """Class probabilities, shape (n_texts, 2); column 1 is P(RCT)."""
-        features = self._features(X)  # checks fitted first
-        return self.classifier_.predict_proba(features)
+        p = expit(self.decision_function(X))
+        return np.column_stack([1.0 - p, p])
 
     def predict(self, X: Iterable[str]) -> np.ndarray:
         """``classes_[1]`` where P(RCT) >= ``threshold``, else ``classes_[0]``."""
@@ -230,20 +295,28 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
     def to_dict(self, *, card: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON-ready model: vocabularies, idf, coefficients, params, threshold, card."""
         check_is_fitted(self)
-        coef = self.classifier_.coef_[0]
-        word = self.word_vectorizer_
-        n_word = len(word.vocabulary_)
+        coef = self.coef_[0]
+        blocks: dict[str, Any] = {}
+        start = 0
+        for key, analyzer, vectorizer in (("word", "word", self.word_vectorizer_),
+                                          ("prefix", "word", self.prefix_vectorizer_),
+                                          ("char", "char_wb", self.char_vectorizer_)):
+            if vectorizer is None:
+                blocks[key] = None
+                continue
+            stop = start + len(vectorizer.vocabulary_)
+            blocks[key] = _block_dict(analyzer, vectorizer, coef[start:stop],
+                                      prefix_len=self.prefix_len if key == "prefix" else None)
+            start = stop
         payload: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "version": "",
             "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
             "threshold": _round(self.threshold),
-            "intercept": _round(self.classifier_.intercept_[0]),
+            "intercept": _round(self.intercept_[0]),
             "params": _json_params(self.get_params(deep=False)),
-            "word": _block_dict("word", word, coef[:n_word]),
-            "char": (None if self.char_vectorizer_ is None
-                     else _block_dict("char_wb", self.char_vectorizer_, coef[n_word:])),
+            **blocks,
             "card": dict(card or {}),
         }
         payload["version"] = _version(payload)
@@ -268,17 +341,26 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
 
         if not _is_range(self.ngram_range, 1, 3, 3):
             raise bad("ngram_range", "a tuple (lo, hi) of ints with 1 <= lo <= hi <= 3")
+        if self.prefix_len is not None and (not _is_int(self.prefix_len)
+                                            or not 2 <= self.prefix_len <= 32):
+            raise bad("prefix_len", "None or an int in the range [2, 32]")
+        if not _is_range(self.prefix_ngram_range, 1, 3, 3):
+            raise bad("prefix_ngram_range", "a tuple (lo, hi) of ints with 1 <= lo <= hi <= 3")
         if self.char_ngram_range is not None and not _is_range(self.char_ngram_range, 1, 3, 6):
             raise bad("char_ngram_range",
                       "None or a tuple (lo, hi) of ints with 1 <= lo <= 3 and lo <= hi <= 6")
         if not _is_int(self.min_df) or self.min_df < 1:
             raise bad("min_df", "an int in the range [1, inf)")
-        for param in ("max_features", "char_max_features"):
+        for param in ("max_features", "prefix_max_features", "char_max_features"):
             value = getattr(self, param)
             if value is not None and (not _is_int(value) or value < 1):
                 raise bad(param, "None or an int in the range [1, inf)")
         if not _is_real(self.C) or not self.C > 0:
             raise bad("C", "a float in the range (0, inf)")
+        if self.nb_C is not None and (not _is_real(self.nb_C) or not self.nb_C > 0):
+            raise bad("nb_C", "None or a float in the range (0, inf)")
+        if not _is_real(self.nb_alpha) or not self.nb_alpha > 0:
+            raise bad("nb_alpha", "a float in the range (0, inf)")
         if not (self.class_weight is None or self.class_weight == "balanced"
                 or isinstance(self.class_weight, dict)):
             raise bad("class_weight", "'balanced', a dict or None")
@@ -286,6 +368,27 @@ class RCTTextModel(ClassifierMixin, BaseEstimator):
             raise bad("max_iter", "an int in the range [1, inf)")
         if not _is_real(self.threshold) or not 0.0 <= self.threshold <= 1.0:
             raise bad("threshold", "a float in the range [0, 1]")
+
+
+class _PrefixTokenizer:
+    """sklearn's default tokens (of lowercased text), each cut to its first ``length`` chars."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __call__(self, text: str) -> list[str]:
+        k = self.length
+        return [token[:k] for token in _TOKEN_RE.findall(text)]
+
+
+def _nb_ratio(features: sp.csr_matrix, positive: np.ndarray, alpha: float) -> np.ndarray:
+    """Naive-Bayes log-count ratio of each feature over binarised ``features``."""
+    present = features.copy()
+    present.eliminate_zeros()
+    present.data = np.ones_like(present.data)
+    pos = alpha + np.asarray(present[positive].sum(axis=0)).ravel()
+    neg = alpha + np.asarray(present[~positive].sum(axis=0)).ravel()
+    return np.log(pos / pos.sum()) - np.log(neg / neg.sum())
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,9 +434,12 @@ class RCTScorer:
     def _load(self, payload: Mapping[str, Any]) -> None:
         if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
             raise ValueError(f"'format' must be {FORMAT!r}")
-        if payload.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"'format_version' {payload.get('format_version')!r} is not "
-                             f"{FORMAT_VERSION}; refit the model with this reviewpipe")
+        format_version = payload.get("format_version")
+        if format_version not in _READABLE_VERSIONS or isinstance(format_version, bool):
+            raise ValueError(f"'format_version' {format_version!r} is not one of "
+                             f"{_READABLE_VERSIONS}; refit the model with this reviewpipe")
+        if format_version < 2 and payload.get("prefix") is not None:
+            raise ValueError("a version 1 model has no 'prefix' block")
         self.classes = list(payload["classes"])
         if len(self.classes) != 2:
             raise ValueError("'classes' must list two labels")
@@ -345,6 +451,13 @@ class RCTScorer:
         self.card = dict(payload.get("card") or {})
         self.params = dict(payload.get("params") or {})
         self._word = _WordBlock(payload["word"])
+        if self._word.prefix_len is not None:
+            raise ValueError("the 'word' block takes whole tokens (no 'prefix_len')")
+        self._prefix = None
+        if payload.get("prefix") is not None:
+            self._prefix = _WordBlock(payload["prefix"])
+            if self._prefix.prefix_len is None:
+                raise ValueError("the 'prefix' block needs 'prefix_len'")
         self._char = None if payload.get("char") is None else _CharBlock(payload["char"])
 
     def decision_function(self, texts: Iterable[str], *, n_jobs: int = 1) -> np.ndarray:
@@ -375,14 +488,23 @@ class RCTScorer:
 
     def _decision_batch(self, texts: list[str], workers: int) -> np.ndarray:
         words = _Words(texts)
-        word_tokens = self._word.tokenise(words.unique)
+        # One regex pass over all distinct words, split by a sentinel token: lowercased text
+        # holds no ASCII capitals, so "ZZ" cannot be a real token (nor a prefix of one).
+        # Tokens never cross whitespace, so this is the documents' tokenisation too.
+        found = _TOKEN_RE.findall(" ZZ ".join([*words.unique, ""]))
+        word_tokens, toks_per_word, word_start = self._word.tokenise(found)
+        # The prefix block cuts the same tokens: one per token, laid out alike.
+        prefix_tokens = None if self._prefix is None else self._prefix.tokenise(found)[0]
         char_counts = None if self._char is None else self._char.word_counts(words.unique)
 
         def score(span: tuple[int, int]) -> np.ndarray:
             start, stop = span
             word_ids, words_per_doc = words.docs(start, stop)
             z = np.full(stop - start, self.intercept)
-            z += self._word.scores(word_tokens, word_ids, words_per_doc)
+            gather, doc = _token_occurrences(toks_per_word, word_start, word_ids, words_per_doc)
+            z += self._word.scores(word_tokens[gather], doc, stop - start)
+            if prefix_tokens is not None:
+                z += self._prefix.scores(prefix_tokens[gather], doc, stop - start)
             if char_counts is not None:
                 z += self._char.scores(char_counts, word_ids, words_per_doc)
             return z
@@ -471,7 +593,8 @@ class _Block:
 
 
 class _WordBlock(_Block):
-    """Word n-grams of sklearn's default token pattern (maximal runs of >= 2 word chars)."""
+    """Word n-grams of sklearn's default token pattern (maximal runs of >= 2 word chars);
+    with ``prefix_len``, of those tokens cut to their first ``prefix_len`` characters."""
 
     analyzer = "word"
 
@@ -479,6 +602,10 @@ class _WordBlock(_Block):
         super().__init__(block)
         if block.get("token_pattern") != TOKEN_PATTERN:
             raise ValueError(f"only token_pattern {TOKEN_PATTERN!r} is supported")
+        self.prefix_len = block.get("prefix_len")
+        if self.prefix_len is not None and (not _is_int(self.prefix_len)
+                                            or not 2 <= self.prefix_len <= 32):
+            raise ValueError("'prefix_len' must be None or an int in [2, 32]")
         lo, hi = self.ngram_range
         if not 1 <= lo <= hi <= 3:
             raise ValueError("word ngram_range must satisfy 1 <= lo <= hi <= 3")
@@ -519,31 +646,25 @@ class _WordBlock(_Block):
                 at.append(mask)
             self.ngrams[n] = (_KeyTable(keys, feats), at)
 
-    def tokenise(self, unique_words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def tokenise(self, found: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids (-1: not in the vocabulary) of each distinct word, laid end to end, with
-        the count and start of each word's run."""
-        # One regex pass over all distinct words, split by a sentinel token: lowercased text
-        # holds no ASCII capitals, so "ZZ" cannot be a real token. Tokens never cross
-        # whitespace, so this is the documents' tokenisation too.
-        found = _TOKEN_RE.findall(" ZZ ".join([*unique_words, ""]))
+        the count and start of each word's run.
+
+        ``found`` holds the tokens of the distinct words, each word's followed by "ZZ"."""
+        if self.prefix_len is not None:
+            # "ZZ" is its own prefix (prefix_len >= 2), so the separators survive the cut.
+            k = self.prefix_len
+            found = [token[:k] for token in found]
         ids = np.fromiter(map(self._lookup.get, found, repeat(-1)), dtype=np.int64,
                           count=len(found))
         ends = np.flatnonzero(ids == _SENTINEL)
         toks_per_word = np.diff(ends, prepend=-1) - 1
         return ids[ids != _SENTINEL], toks_per_word, np.cumsum(toks_per_word) - toks_per_word
 
-    def scores(self, word_tokens: tuple[np.ndarray, np.ndarray, np.ndarray],
-               word_ids: np.ndarray, words_per_doc: np.ndarray) -> np.ndarray:
-        n_docs = len(words_per_doc)
-        tok_ids, toks_per_word, word_start = word_tokens
-        per_occurrence = toks_per_word[word_ids]
-        total = int(per_occurrence.sum())
-        occurrence_start = np.cumsum(per_occurrence) - per_occurrence
-        gather = np.arange(total) - np.repeat(occurrence_start - word_start[word_ids],
-                                              per_occurrence)
-        seq = tok_ids[gather]
-        doc_of_word = np.repeat(np.arange(n_docs), words_per_doc)
-        doc = np.repeat(doc_of_word, per_occurrence)
+    def scores(self, seq: np.ndarray, doc: np.ndarray, n_docs: int) -> np.ndarray:
+        """Log-odds contributions of ``n_docs`` documents whose token ids, end to end, are
+        ``seq``, with ``doc`` the (sorted) document of each token."""
+        total = len(seq)
         rows, cols = [], []
         lo, hi = self.ngram_range
         for n in range(lo, hi + 1):
@@ -572,6 +693,19 @@ class _WordBlock(_Block):
             cols.append(feat[found])
         counts = _count_matrix(rows, cols, (n_docs, self.n_features))
         return self._tfidf_scores(counts)
+
+
+def _token_occurrences(toks_per_word: np.ndarray, word_start: np.ndarray, word_ids: np.ndarray,
+                       words_per_doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each token of a run of documents sits in the per-distinct-word token list, and
+    the document it belongs to (``word_ids``: the documents' words, end to end)."""
+    per_occurrence = toks_per_word[word_ids]
+    total = int(per_occurrence.sum())
+    occurrence_start = np.cumsum(per_occurrence) - per_occurrence
+    gather = np.arange(total) - np.repeat(occurrence_start - word_start[word_ids],
+                                          per_occurrence)
+    doc_of_word = np.repeat(np.arange(len(words_per_doc)), words_per_doc)
+    return gather, np.repeat(doc_of_word, per_occurrence)
 
 
 class _KeyTable:
@@ -788,12 +922,15 @@ def _rounded(values: np.ndarray) -> list[float]:
     return [float(f"{v:.{_SIG_DIGITS}g}") for v in values.tolist()]
 
 
-def _block_dict(analyzer: str, vectorizer: TfidfVectorizer, coef: np.ndarray) -> dict[str, Any]:
+def _block_dict(analyzer: str, vectorizer: TfidfVectorizer, coef: np.ndarray, *,
+                prefix_len: int | None = None) -> dict[str, Any]:
     vocab = sorted(vectorizer.vocabulary_.items(), key=lambda kv: kv[1])
     block: dict[str, Any] = {"analyzer": analyzer, "lowercase": True, "sublinear_tf": True,
                              "norm": "l2", "ngram_range": list(vectorizer.ngram_range)}
     if analyzer == "word":
         block["token_pattern"] = TOKEN_PATTERN
+    if prefix_len is not None:
+        block["prefix_len"] = int(prefix_len)
     block["vocabulary"] = {term: int(j) for term, j in vocab}
     block["idf"] = _rounded(vectorizer.idf_)
     block["coef"] = _rounded(coef)
