@@ -167,6 +167,39 @@ class Store:
                                [(run_id, *row) for row in rows])
         return len(rows)
 
+    def carry_rows(self, table: str, from_run: str, run_id: str, key: str,
+                   rows: Iterable[tuple[Any, ...]], dropped: Iterable[str] = ()) -> int:
+        """Replace ``run_id``'s rows of a stage table with ``from_run``'s, except those whose
+        ``key`` column is given a new row in ``rows`` (same columns as :meth:`replace_rows`)
+        or is in ``dropped``.
+
+        The copy is one SQL statement, so an update writes what changed and SQLite copies
+        the rest, instead of every row passing through Python again.
+        """
+        if table not in ("searches", "records", "clusters", "screening"):
+            raise ValueError(f"not a stage table: {table}")
+        columns = [r[1] for r in self.db.execute(f"PRAGMA table_info({table})")]
+        if key not in columns:
+            raise ValueError(f"{table} has no column {key}")
+        rows = list(rows)
+        rest = ", ".join(columns[1:])
+        with self.transaction() as db:
+            db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS carry_keys (k TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM carry_keys")
+            db.executemany("INSERT OR IGNORE INTO carry_keys VALUES (?)",
+                           ((row[columns.index(key) - 1],) for row in rows))
+            db.executemany("INSERT OR IGNORE INTO carry_keys VALUES (?)",
+                           ((k,) for k in dropped))
+            db.execute(f"INSERT INTO {table} SELECT ?, {rest} FROM {table} WHERE run_id = ? "
+                       f"AND {key} NOT IN (SELECT k FROM carry_keys)", (run_id, from_run))
+            if rows:
+                marks = ", ".join("?" * len(columns))
+                db.executemany(f"INSERT INTO {table} VALUES ({marks})",
+                               [(run_id, *row) for row in rows])
+            db.execute("DELETE FROM carry_keys")
+        return len(rows)
+
     # decision log -----------------------------------------------------------------------
     def append_decisions(self, run_id: str, entries: Iterable[dict[str, Any]]) -> list[dict]:
         """Append entries to the hash-chained decision log; returns them with their hashes."""
