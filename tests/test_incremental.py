@@ -28,7 +28,7 @@ NEW_COPY = "99000002"  # PubMed's record of a publication the review has only fr
 TITLE = ("Dry needling versus sham dry needling for plantar fasciitis: a randomised "
          "controlled trial")
 COMPARED = ("clusters.csv", "canonical.jsonl", "merge_log.csv", "dedupe_review.csv",
-            "study_links.csv", "screening.csv", "studies.csv", "outcomes.csv",
+            "study_links.csv", "dedupe_index.json", "screening.csv", "studies.csv", "outcomes.csv",
             "adverse_events.csv", "effects.csv")
 
 
@@ -112,7 +112,10 @@ def test_update_adds_new_records_without_redoing_the_review(project: Path, revie
     trial_cluster = clusters[next(rid for rid in clusters if rid.endswith(NEW_TRIAL))]
     assert trial_cluster not in before
 
-    # Dedupe rebuilt the canonical records of those two clusters only ...
+    # Dedupe matched the two new records only, against the old clusters' index, and rebuilt
+    # the canonical records of those two clusters only ...
+    assert stages["dedupe"]["new_records"] == 2
+    assert stages["dedupe"]["clusters_changed"] == 2
     assert stages["dedupe"]["canonical_reused"] == stages["dedupe"]["counts"]["clusters"] - 2
     # ... screening decided them, and carried the rest.
     screen = stages["screen"]["counts"]

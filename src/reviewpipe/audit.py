@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reviewpipe.runs import ReviewPaths, open_run, sha256_file
+from reviewpipe.runs import ReviewPaths, Run, open_run, sha256_file
 from reviewpipe.store import GENESIS, Store, entry_hash
 
 
@@ -215,19 +215,23 @@ def rederive(paths: ReviewPaths, folder: Path) -> list[str]:
     snapshot, exports) are searched again from those files, whose hashes must match; live runs
     start from the run's hashed ``records.jsonl``, since PubMed cannot be asked again as it
     was. Dedupe and screening then run in a scratch store, and each cluster's membership and
-    machine decision (before any human) are compared with what the run recorded.
+    machine decision (before any human) are compared with what the run recorded. An update is
+    replayed on the run it built on (which is verified in its turn): its new records matched
+    against that run's clusters, its unchanged verdicts taken from that run.
     """
     import shutil
     import tempfile
 
     from reviewpipe.pipeline import stage_functions
     from reviewpipe.protocol import load_protocol
-    from reviewpipe.runs import Run
     from reviewpipe.search import load_records, write_search
 
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     if "screen" not in manifest.get("stages", {}):
         return []
+    carried = manifest["stages"].get("dedupe", {}).get("carried_from")
+    if carried and not (paths.runs_dir / carried / "manifest.json").is_file():
+        return [f"{folder.name}: an update of run {carried}, which is gone; cannot replay it"]
     copies = sorted((folder / "inputs").glob("*.toml")) if (folder / "inputs").is_dir() else []
     if not copies:
         return [f"{folder}: no inputs/ copy of the protocol; cannot re-derive this run"]
@@ -254,13 +258,14 @@ def rederive(paths: ReviewPaths, folder: Path) -> list[str]:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy(paths.root / source["file"], target)
                 functions["search"](protocol, store, run)
-            functions["dedupe"](protocol, store, run)
-            functions["screen"](protocol, store, run)
+            since = _carried_from(paths, manifest)
+            functions["dedupe"](protocol, store, run, since=since)
+            functions["screen"](protocol, store, run, since=since)
             again = _decisions_by_members(run.dir)
         finally:
             store.close()
     recorded = _decisions_by_members(folder)
-    problems = []
+    problems: list[str] = []
     for members, (cluster_id, verdict) in sorted(recorded.items(), key=lambda kv: kv[1][0]):
         if members not in again:
             problems.append(f"{folder.name}: cluster {cluster_id} ({len(members)} records) is "
@@ -273,6 +278,12 @@ def rederive(paths: ReviewPaths, folder: Path) -> list[str]:
             problems.append(f"{folder.name}: re-derived cluster of {sorted(members)[0]} and "
                             f"{len(members) - 1} more is not in the run ({verdict})")
     return problems
+
+
+def _carried_from(paths: ReviewPaths, manifest: dict[str, Any]) -> Run | None:
+    """The run an update built on (verified on its own), or None for a full run."""
+    carried = manifest["stages"].get("dedupe", {}).get("carried_from")
+    return open_run(paths, carried) if carried else None
 
 
 def _decisions_by_members(folder: Path) -> dict[frozenset[str], tuple[str, str]]:

@@ -76,6 +76,8 @@ class Clustering:
     merges: list[dict[str, Any]] = field(default_factory=list)
     queue: list[dict[str, Any]] = field(default_factory=list)
     study_links: list[dict[str, Any]] = field(default_factory=list)
+    # Each record's keys, in record_id order (what the update index is built from).
+    keys: list[PairKeys] = field(default_factory=list, repr=False)
 
 def cluster_records(records: list[Record], *, answers: dict[frozenset[str], str] | None = None,
                     previous: dict[str, str] | None = None) -> Clustering:
@@ -107,47 +109,68 @@ def cluster_records(records: list[Record], *, answers: dict[frozenset[str], str]
 def _cluster(records: list[Record], answers: dict[frozenset[str], str],
              previous: dict[str, str]) -> Clustering:
     records = sorted(records, key=lambda r: r.record_id)
-    ids = [r.record_id for r in records]
-    index = {rid: i for i, rid in enumerate(ids)}
     keys = [pair_keys(r) for r in records]
-    forest = _Forest(keys)
-    known = sorted((sorted(pair), answer) for pair, answer in answers.items()
-                   if len(pair) == 2 and pair <= index.keys())
-    for (a, b), answer in known:
-        if answer == "different":
-            forest.forbid(index[a], index[b])
-    merges: list[dict[str, Any]] = []
-    queue: list[dict[str, Any]] = []
+    decider = Decider(records, keys)
+    known = decider.apply_answers(answers)
+    _exact_keys(records, keys, decider.forest, decider.join, decider.queue)
+    decider.decide(_candidate_pairs(keys, decider.forest, *_blocks(keys)))
+    members: dict[int, list[str]] = defaultdict(list)
+    for i, rid in enumerate(decider.ids):
+        members[decider.forest.find(i)].append(rid)
+    cluster_of = _stable_ids(members.values(), previous, prefix="C")
+    kept = questions(decider.queue, cluster_of, [pair for pair, _ in known])
+    study_of, links = _studies(records, cluster_of)
+    return Clustering(cluster_of=cluster_of, study_of=study_of, merges=decider.merges,
+                      queue=kept, study_links=links, keys=keys)
 
-    def join(i: int, j: int, rule: str, scores: dict[str, Any]) -> None:
+
+class Decider:
+    """The union-find over ``records`` (sorted by id) with the merge log and review queue
+    its decisions write; the same rules join records in a full run and in an update."""
+
+    def __init__(self, records: list[Record], keys: list[PairKeys]) -> None:
+        self.records, self.keys = records, keys
+        self.ids = [r.record_id for r in records]
+        self.index = {rid: i for i, rid in enumerate(self.ids)}
+        self.forest = _Forest(keys)
+        self.merges: list[dict[str, Any]] = []
+        self.queue: list[dict[str, Any]] = []
+
+    def apply_answers(self, answers: dict[frozenset[str], str]
+                      ) -> list[tuple[list[str], str]]:
+        """Keep reviewers' "different" pairs apart and join their "same" pairs; returns the
+        answers about these records, in a fixed order."""
+        known = sorted((sorted(pair), answer) for pair, answer in answers.items()
+                       if len(pair) == 2 and pair <= self.index.keys())
+        for (a, b), answer in known:
+            if answer == "different":
+                self.forest.forbid(self.index[a], self.index[b])
+        for (a, b), answer in known:
+            if answer == "same":
+                self.join(self.index[a], self.index[b], "reviewer:same", {})
+        return known
+
+    def join(self, i: int, j: int, rule: str, scores: dict[str, Any]) -> None:
         a, b = sorted((i, j))
         # Exact keys and reviewers outrank the DOI/PMID check; rules do not.
-        clash = "" if rule.startswith(("exact:", "reviewer:")) else forest.clash(a, b)
+        clash = "" if rule.startswith(("exact:", "reviewer:")) else self.forest.clash(a, b)
         if clash:
-            queue.append(_queue_row(records[a], records[b], clash, scores))
-        elif forest.union(a, b):
-            merges.append({"record_a": ids[a], "record_b": ids[b], "rule": rule, **scores})
+            self.queue.append(_queue_row(self.records[a], self.records[b], clash, scores))
+        elif self.forest.union(a, b):
+            self.merges.append({"record_a": self.ids[a], "record_b": self.ids[b], "rule": rule,
+                                **scores})
 
-    for (a, b), answer in known:
-        if answer == "same":
-            join(index[a], index[b], "reviewer:same", {})
-    _exact_keys(records, keys, forest, join, queue)
-    for i, j in _candidate_pairs(keys, forest):
-        if forest.find(i) != forest.find(j):
-            verdict, rule, scores = decide_pair(keys[i], keys[j])
-            if verdict == "merge":
-                join(i, j, rule, scores)
-            elif verdict == "review":
-                queue.append(_queue_row(records[i], records[j], rule, scores))
-
-    members: dict[int, list[str]] = defaultdict(list)
-    for i, rid in enumerate(ids):
-        members[forest.find(i)].append(rid)
-    cluster_of = _stable_ids(members.values(), previous, prefix="C")
-    kept = questions(queue, cluster_of, [pair for pair, _ in known])
-    study_of, links = _studies(records, cluster_of)
-    return Clustering(cluster_of=cluster_of, study_of=study_of, merges=merges, queue=kept,
-                      study_links=links)
+    def decide(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Decide candidate pairs in the order given (best title score first)."""
+        find = self.forest.find
+        for i, j in pairs:
+            if find(i) != find(j):
+                verdict, rule, scores = decide_pair(self.keys[i], self.keys[j])
+                if verdict == "merge":
+                    self.join(i, j, rule, scores)
+                elif verdict == "review":
+                    self.queue.append(_queue_row(self.records[i], self.records[j], rule,
+                                                 scores))
 
 
 def questions(queue: Iterable[dict[str, Any]], cluster_of: dict[str, str],
@@ -243,57 +266,90 @@ def _exact_keys(records: list[Record], keys: list[PairKeys], forest: _Forest, jo
                 join(first, other, f"exact:{name}", {"key": value})
     by_abstract: dict[str, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
-        if len(record.abstract) >= ABSTRACT_CHARS:
-            # ASCII letters and digits only, lower case: spacing, punctuation and markup
-            # differ between exports of one abstract. The first and last 500 of them stand
-            # for the whole (bytes.translate: a regex over 100k abstracts takes seconds).
-            text = record.abstract
-            head = text[:800].lower().encode("ascii", "ignore").translate(None, _NOT_ALNUM)
-            tail = text[-800:].lower().encode("ascii", "ignore").translate(None, _NOT_ALNUM)
-            if len(head) >= ABSTRACT_CHARS * 0.8:
-                key = head[:500] + b"|" + tail[-500:]
-                by_abstract[hashlib.sha1(key).hexdigest()].append(i)
+        if (digest := abstract_key(record)) is not None:
+            by_abstract[digest].append(i)
     for digest, members in sorted(by_abstract.items()):
         for other in members[1:]:
             if not hard_conflict(keys[members[0]], keys[other], flags=False):
                 join(members[0], other, "exact:abstract", {"key": digest[:12]})
 
 
-def _candidate_pairs(keys: list[PairKeys], forest: _Forest) -> Iterable[tuple[int, int]]:
-    """Candidate pairs (i < j) worth deciding, best title score first.
+def block_words(keys: PairKeys) -> tuple[str, ...]:
+    """The title words a record may be blocked on (every language's title)."""
+    return tuple({w for v in keys.variants for w in v.split() if len(w) > 2 and w not in _STOP})
 
-    Blocks: the rarest shared title words, and (first author, year, first page). Pairs in one
-    cluster already are dropped; the title score of every other pair is computed at once in C
-    (``rapidfuzz.process.cpdist``), and only pairs that reach SCREEN_TITLE, share a citation
-    key, or carry a second-language title go on to ``decide_pair``.
-    """
-    n = len(keys)
+
+def citation_key(keys: PairKeys) -> tuple[str, int, str] | None:
+    """First author, year and first page, when all three are known."""
+    if keys.surname and keys.year and len(keys.page) > 1:
+        return (keys.surname, keys.year, keys.page)
+    return None
+
+
+def rare_words(words: Iterable[str], frequency: Any) -> list[str]:
+    """A record's BLOCK_TOKENS rarest words among those at least two records have."""
+    rare = sorted((frequency[w], w) for w in words if frequency[w] > 1)
+    return [word for _, word in rare[:BLOCK_TOKENS]]
+
+
+def _blocks(keys: list[PairKeys]) -> tuple[list[list[int]], list[list[int]]]:
+    """Title-word blocks and citation blocks of a full run (lists of record indices)."""
     # One string object per distinct word, held in tuples: sets per record would cost
     # hundreds of megabytes at 100k.
     canon: dict[str, str] = {}
-    words = [tuple({canon.setdefault(w, w) for v in k.variants for w in v.split()
-                    if len(w) > 2 and w not in _STOP}) for k in keys]
+    words = [tuple(canon.setdefault(w, w) for w in block_words(k)) for k in keys]
     frequency = Counter(w for ws in words for w in ws)
     blocks: dict[Any, list[int]] = defaultdict(list)
     for i, ws in enumerate(words):
-        rare = sorted((frequency[w], w) for w in ws if frequency[w] > 1)
-        for _, word in rare[:BLOCK_TOKENS]:
+        for word in rare_words(ws, frequency):
             blocks[word].append(i)
     citation: dict[tuple[str, int, str], list[int]] = defaultdict(list)
     for i, k in enumerate(keys):
-        if k.surname and k.year and len(k.page) > 1:
-            citation[(k.surname, k.year, k.page)].append(i)
+        if (key := citation_key(k)) is not None:
+            citation[key].append(i)
+    return list(blocks.values()), list(citation.values())
+
+
+def abstract_key(record: Record) -> str | None:
+    """The digest under which identical long abstracts meet, or None for a short one."""
+    if len(record.abstract) < ABSTRACT_CHARS:
+        return None
+    # ASCII letters and digits only, lower case: spacing, punctuation and markup differ
+    # between exports of one abstract. The first and last 500 of them stand for the whole
+    # (bytes.translate: a regex over 100k abstracts takes seconds).
+    text = record.abstract
+    head = text[:800].lower().encode("ascii", "ignore").translate(None, _NOT_ALNUM)
+    tail = text[-800:].lower().encode("ascii", "ignore").translate(None, _NOT_ALNUM)
+    if len(head) < ABSTRACT_CHARS * 0.8:
+        return None
+    return hashlib.sha1(head[:500] + b"|" + tail[-500:]).hexdigest()
+
+
+def _candidate_pairs(keys: list[PairKeys], forest: _Forest, word_blocks: list[list[int]],
+                     citation_blocks: list[list[int]], only: np.ndarray | None = None
+                     ) -> Iterable[tuple[int, int]]:
+    """Candidate pairs (i < j) worth deciding, best title score first.
+
+    Blocks: the rarest shared title words, and (first author, year, first page). Pairs in one
+    cluster already are dropped (and, with ``only``, pairs where neither side is marked); the
+    title score of every other pair is computed at once in C (``rapidfuzz.process.cpdist``),
+    and only pairs that reach SCREEN_TITLE, share a citation key, or carry a second-language
+    title go on to ``decide_pair``.
+    """
+    n = len(keys)
     # A pair is coded (i * n + j) * 2 + cited, so one sort finds the distinct pairs and
     # whether any of their blocks was a citation key.
-    chunks = [_block_pairs(members, n) * 2 for members in blocks.values()
+    chunks = [_block_pairs(members, n) * 2 for members in word_blocks
               if 1 < len(members) <= MAX_BLOCK]
-    chunks += [_block_pairs(members, n) * 2 + 1 for members in citation.values()
+    chunks += [_block_pairs(members, n) * 2 + 1 for members in citation_blocks
                if 1 < len(members) <= MAX_BLOCK]
     if not chunks:
         return
     codes = np.concatenate(chunks)
     roots = forest.roots()
     codes = codes[roots[(codes >> 1) // n] != roots[(codes >> 1) % n]]
+    if only is not None:
+        codes = codes[only[(codes >> 1) // n] | only[(codes >> 1) % n]]
     codes.sort()  # not np.unique: numpy 2's hash-based unique is 100x slower on int64
     pair = codes >> 1
     last = np.ones(len(codes), dtype=bool)  # the last of equal pairs carries "cited"
@@ -344,22 +400,41 @@ def _stable_ids(groups: Iterable[list[str]], previous: dict[str, str], prefix: s
     used: set[str] = set()
     for ids in sorted((sorted(g) for g in groups), key=lambda g: g[0]):
         old = sorted({previous[r] for r in ids if r in previous} - used)
-        if old:
-            cluster_id = old[0]
-        else:
-            cluster_id = prefix + hashlib.sha1(ids[0].encode("utf-8")).hexdigest()[:10]
-            while cluster_id in used:
-                cluster_id = prefix + hashlib.sha1(cluster_id.encode("utf-8")).hexdigest()[:10]
+        cluster_id = old[0] if old else new_cluster_id(ids[0], used, prefix)
         used.add(cluster_id)
         for rid in ids:
             out[rid] = cluster_id
     return out
 
 
+def new_cluster_id(smallest: str, used: set[str], prefix: str = "C") -> str:
+    """A new cluster's id: a hash of its smallest record id, rehashed while taken."""
+    cluster_id = prefix + hashlib.sha1(smallest.encode("utf-8")).hexdigest()[:10]
+    while cluster_id in used:
+        cluster_id = prefix + hashlib.sha1(cluster_id.encode("utf-8")).hexdigest()[:10]
+    return cluster_id
+
+
 def _studies(records: list[Record], cluster_of: dict[str, str]
              ) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """Link clusters that share a trial registration number into one study."""
-    parent = {cid: cid for cid in set(cluster_of.values())}
+    by_registration: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        for reg in trial_registrations(record):
+            by_registration[reg].add(cluster_of[record.record_id])
+    return link_studies(set(cluster_of.values()), by_registration)
+
+
+def trial_registrations(record: Record) -> list[str]:
+    """The record's registration numbers that name a trial, upper case."""
+    return [reg.upper() for reg in record.registrations
+            if reg.upper().startswith(TRIAL_REGISTRIES)]
+
+
+def link_studies(cluster_ids: Iterable[str], by_registration: dict[str, Any]
+                 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Study ids (the smallest linked cluster id, as ``S…``) and the links that made them."""
+    parent = {cid: cid for cid in cluster_ids}
 
     def find(x: str) -> str:
         while parent[x] != x:
@@ -367,11 +442,6 @@ def _studies(records: list[Record], cluster_of: dict[str, str]
             x = parent[x]
         return x
 
-    by_registration: dict[str, set[str]] = defaultdict(set)
-    for record in records:
-        for reg in record.registrations:
-            if reg.upper().startswith(TRIAL_REGISTRIES):
-                by_registration[reg.upper()].add(cluster_of[record.record_id])
     links = []
     for reg, clusters in sorted(by_registration.items()):
         ordered = sorted(clusters)

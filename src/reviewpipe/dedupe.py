@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from reviewpipe.clustering import REVIEW_COLUMNS, RULES, Clustering, cluster_records
+from reviewpipe.dedupe_update import (
+    INDEX,
+    Extension,
+    build_index,
+    extend_clusters,
+    extended_lines,
+    index_text,
+)
 from reviewpipe.errors import InputError
+from reviewpipe.memo import stage_key
 from reviewpipe.protocol import Protocol
 from reviewpipe.records import Record
 from reviewpipe.runs import Run, StageResult
@@ -65,54 +74,110 @@ def dedupe(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
            ) -> StageResult:
     """Cluster the run's records; write clusters, merge log, review queue and canonical records.
 
-    With ``since`` (an update's previous run), merges already in ``since``'s merge log are not
-    logged again: the decision log grows with what an update decides, not with the review.
-
-    Every record is clustered, in updates too: blocking and the order of decisions depend on
-    all records, so adding records to old clusters could differ from what a full run gives
-    (and ``audit verify`` re-derives every run from scratch). Clusters keep the ids the last
-    complete run gave them.
+    With ``since`` (an update's previous run), only the records ``since`` did not have are
+    matched, against its clusters (:mod:`reviewpipe.dedupe_update`); the other clusters keep
+    their ids, rows and canonical lines, and only the merges made now are logged. When that
+    cannot stand for a full run (code, protocol or the reviewer's answers changed since, or an
+    old record changed), every record is clustered again.
     """
-    records = load_records(run)
     answers = read_answers(protocol.path.with_name(f"{protocol.review_id}.dedupe.csv"))
+    key = index_key(protocol, answers)
+    extension = extend_clusters(run, since, answers, key) if since is not None else None
+    if since is not None and extension is not None:
+        return _write_extension(store, run, since, extension, len(answers))
+    records = load_records(run)
     result = cluster_records(records, answers=answers,
                              previous=_previous_clusters(store, run.run_id))
     reusable = _reusable_canonical(run, since, result) if since is not None else {}
     lines = _canonical_lines(records, result, reusable)
-    n_clusters = len(lines)
+    ordered = sorted(records, key=lambda r: r.record_id)
+    index = build_index(ordered, result.keys, result.cluster_of, key)
+    logged = set() if since is None else {
+        (m["record_a"], m["record_b"], m["rule"]) for m in since.read_csv("merge_log.csv",
+                                                                           "dedupe")}
+    _write(run, result, result.merges, lines, index)
+    store.replace_rows("clusters", run.run_id, (
+        (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())))
+    _log_merges(store, run, [m for m in result.merges
+                             if (m["record_a"], m["record_b"], m["rule"]) not in logged])
+    carried = {"carried_from": since.run_id, "canonical_reused": len(reusable)} \
+        if since is not None else {}
+    return _record(run, result, len(answers), carried)
 
-    run.write_csv("clusters.csv", ["record_id", "cluster_id", "study_id"], (
-        {"record_id": r.record_id, "cluster_id": result.cluster_of[r.record_id],
-         "study_id": result.study_of[result.cluster_of[r.record_id]]}
-        for r in sorted(records, key=lambda r: r.record_id)))
+
+def index_key(protocol: Protocol, answers: dict[frozenset[str], str]) -> str:
+    """What a run's dedupe index depends on beyond the records: the dedupe code, the protocol
+    and the reviewer's answers."""
+    return stage_key(protocol, ("clustering", "pair_rules", "normalize", "dedupe",
+                                "dedupe_update", "records"),
+                     extra=sorted([sorted(pair), answer] for pair, answer in answers.items()))
+
+
+OUTPUTS = ("clusters.csv", "merge_log.csv", "dedupe_review.csv", "study_links.csv",
+           "canonical.jsonl", INDEX)
+
+
+def _write(run: Run, result: Clustering, merges: Iterable[dict[str, Any]], lines: list[str],
+           index: dict[str, Any]) -> None:
+    cluster_of, study_of = result.cluster_of, result.study_of
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["record_id", "cluster_id", "study_id"])
+    writer.writerows((rid, cluster_of[rid], study_of[cluster_of[rid]])
+                     for rid in sorted(cluster_of))
+    run.write_text("clusters.csv", buffer.getvalue())
     run.write_csv("merge_log.csv", MERGE_LOG_COLUMNS, sorted(
-        result.merges, key=lambda m: (m["record_a"], m["record_b"])))
+        merges, key=lambda m: (m["record_a"], m["record_b"])))
     run.write_csv("dedupe_review.csv", REVIEW_COLUMNS, result.queue)
     run.write_csv("study_links.csv", ["study_id", "cluster_id", "registration"],
                   sorted(result.study_links, key=lambda s: (s["study_id"], s["cluster_id"])))
     run.write_text("canonical.jsonl", "".join(line + "\n" for line in lines))
-    store.replace_rows("clusters", run.run_id, (
-        (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())))
-    logged = set() if since is None else {
-        (m["record_a"], m["record_b"], m["rule"]) for m in since.read_csv("merge_log.csv",
-                                                                           "dedupe")}
+    run.write_text(INDEX, index_text(index))
+
+
+def _log_merges(store: Store, run: Run, merges: list[dict[str, Any]]) -> None:
     store.append_decisions(run.run_id, (
         {"subject": m["record_b"], "stage": "dedupe", "decision": "merge",
          "reason": m["rule"], "evidence": f"merged with {m['record_a']}",
          "actor": "reviewer" if m["rule"].startswith("reviewer") else RULES}
-        for m in sorted(result.merges, key=lambda m: (m["record_a"], m["record_b"]))
-        if (m["record_a"], m["record_b"], m["rule"]) not in logged))
+        for m in sorted(merges, key=lambda m: (m["record_a"], m["record_b"]))))
+
+
+def _record(run: Run, result: Clustering, answers: int, info: dict[str, Any]) -> StageResult:
+    n_records = len(result.cluster_of)
+    clusters = set(result.cluster_of.values())
     counts: dict[str, Any] = {
-        "records": len(records), "clusters": n_clusters,
-        "duplicates_removed": len(records) - n_clusters,
-        "studies": len(set(result.study_of.values())), "review_queue": len(result.queue),
-        "reviewer_answers": len(answers)}
-    outputs = ("clusters.csv", "merge_log.csv", "dedupe_review.csv", "study_links.csv",
-               "canonical.jsonl")
-    carried = {"carried_from": since.run_id, "canonical_reused": len(reusable)} \
-        if since is not None else {}
-    run.record_stage("dedupe", counts=counts, outputs=outputs, rules=RULES, **carried)
-    return StageResult("dedupe", counts, outputs)
+        "records": n_records, "clusters": len(clusters),
+        "duplicates_removed": n_records - len(clusters),
+        "studies": len({result.study_of[c] for c in clusters}),
+        "review_queue": len(result.queue), "reviewer_answers": answers}
+    run.record_stage("dedupe", counts=counts, outputs=OUTPUTS, rules=RULES, **info)
+    return StageResult("dedupe", counts, OUTPUTS)
+
+
+def _write_extension(store: Store, run: Run, since: Run, extension: Extension,
+                     answers: int) -> StageResult:
+    """Write an update's dedupe artifacts: the previous run's, with what the new records
+    changed."""
+    result = extension.clustering
+    by_cluster: dict[str, list[Record]] = defaultdict(list)
+    for record in extension.records.values():
+        by_cluster[result.cluster_of[record.record_id]].append(record)
+    rebuilt = {cid: _canonical_line(cid, result.study_of[cid], members)
+               for cid, members in by_cluster.items()}
+    with since.require("canonical.jsonl", "dedupe").open(encoding="utf-8") as handle:
+        lines = extended_lines((line.rstrip("\n") for line in handle), rebuilt,
+                               extension.removed | extension.changed, CANONICAL_CLUSTER_ID)
+    merges = [*since.read_csv("merge_log.csv", "dedupe"), *result.merges]
+    _write(run, result, merges, lines, extension.index)
+    store.carry_rows("clusters", since.run_id, run.run_id, "record_id", (
+        (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())
+        if cid in extension.changed))
+    _log_merges(store, run, result.merges)
+    return _record(run, result, answers, {
+        "carried_from": since.run_id, "new_records": len(extension.new),
+        "clusters_changed": len(extension.changed), "clusters_merged": len(extension.removed),
+        "canonical_reused": len(lines) - len(rebuilt)})
 
 
 def _canonical_lines(records: list[Record], result: Clustering,
@@ -122,18 +187,16 @@ def _canonical_lines(records: list[Record], result: Clustering,
     by_cluster: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_cluster[result.cluster_of[record.record_id]].append(record)
-    lines = []
-    for cluster_id in sorted(by_cluster):
-        if cluster_id in reusable:
-            lines.append(reusable[cluster_id])
-            continue
-        best, provenance = canonical(by_cluster[cluster_id])
-        row = {"cluster_id": cluster_id, "study_id": result.study_of[cluster_id],
-               "n_records": len(by_cluster[cluster_id]),
-               "record_ids": sorted(r.record_id for r in by_cluster[cluster_id]),
-               "provenance": provenance}
-        lines.append(best_record_json(row, best))
-    return lines
+    return [reusable[cid] if cid in reusable
+            else _canonical_line(cid, result.study_of[cid], by_cluster[cid])
+            for cid in sorted(by_cluster)]
+
+
+def _canonical_line(cluster_id: str, study_id: str, members: list[Record]) -> str:
+    best, provenance = canonical(members)
+    row = {"cluster_id": cluster_id, "study_id": study_id, "n_records": len(members),
+           "record_ids": sorted(r.record_id for r in members), "provenance": provenance}
+    return best_record_json(row, best)
 
 
 def _reusable_canonical(run: Run, since: Run, result: Clustering) -> dict[str, str]:

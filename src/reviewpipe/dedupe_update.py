@@ -1,0 +1,390 @@
+"""Dedupe in an update: the records new since the previous run, matched against its clusters.
+
+A full run decides every pair of records. An update decides only pairs with a new record in
+them, by the same reviewer answers, exact keys and pair rules, against every existing cluster:
+old clusters keep their ids and are never split or decided again among themselves. A new
+record that matches two old clusters joins them (the smaller id stays), unless their DOIs,
+PMIDs or a reviewer's "different" keep them apart, as in a full run.
+
+What an update needs of the old records is kept in each run's ``dedupe_index.json``: every
+record's title words and citation key, who holds each PMID, PMCID, DOI and long abstract, the
+DOIs and PMIDs of each cluster, and the clusters of each trial registration. Only the old
+records a new one could match are read from ``records.jsonl``, so the work grows with the new
+records, not with the review.
+
+Blocking differs from a full run in one way: a new record meets every old record that has one
+of its rarest title words, not only those whose own rarest words include it, so an update
+decides a superset of the pairs a full run would. The index's key covers the code, the
+protocol and the reviewer's answers; when any of them changed, or an old record changed or
+left, the update clusters every record instead (:func:`extend_clusters` returns None).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reviewpipe.clustering import (
+    MAX_BLOCK,
+    Clustering,
+    Decider,
+    _candidate_pairs,
+    _exact_keys,
+    abstract_key,
+    block_words,
+    citation_key,
+    link_studies,
+    new_cluster_id,
+    questions,
+    rare_words,
+    trial_registrations,
+)
+from reviewpipe.pair_rules import PairKeys, pair_keys
+from reviewpipe.records import Record
+from reviewpipe.runs import Run
+
+INDEX = "dedupe_index.json"
+INDEX_FORMAT = 1
+EXACT = ("pmid", "pmcid", "doi")
+_RECORD_ID = re.compile(r'"record_id": "([^"]+)"')
+
+
+def build_index(records: list[Record], keys: list[PairKeys], cluster_of: dict[str, str],
+                key: str) -> dict[str, Any]:
+    """The index an update matches new records against (``keys[i]`` belongs to
+    ``records[i]``)."""
+    words: dict[str, list[str]] = defaultdict(list)
+    citations: dict[str, list[str]] = defaultdict(list)
+    exact: dict[str, dict[str, str]] = {name: {} for name in (*EXACT, "abstract")}
+    ids: dict[str, list[set[str]]] = {}
+    registrations: dict[str, set[str]] = defaultdict(set)
+    for record, k in sorted(zip(records, keys, strict=True), key=lambda rk: rk[0].record_id):
+        _add(record, k, cluster_of[record.record_id], words, citations, exact, ids,
+             registrations)
+    return _index(key, words, citations, exact, ids, registrations)
+
+
+def _add(record: Record, k: PairKeys, cluster_id: str, words: dict[str, list[str]],
+         citations: dict[str, list[str]], exact: dict[str, dict[str, str]],
+         ids: dict[str, list[set[str]]], registrations: dict[str, set[str]]) -> None:
+    """Add one record to the index's parts (records come in record_id order)."""
+    rid = record.record_id
+    for word in block_words(k):
+        words[word].append(rid)
+    if (cite := citation_key(k)) is not None:
+        citations[_cite(cite)].append(rid)
+    for name in EXACT:
+        if value := getattr(record, name):
+            held = exact[name].get(value)
+            exact[name][value] = rid if held is None else min(held, rid)
+    if (digest := abstract_key(record)) is not None:
+        held = exact["abstract"].get(digest)
+        exact["abstract"][digest] = rid if held is None else min(held, rid)
+    if k.doi or k.pmid:
+        mine = ids.setdefault(cluster_id, [set(), set()])
+        mine[0].update([k.doi] if k.doi else [])
+        mine[1].update([k.pmid] if k.pmid else [])
+    for reg in trial_registrations(record):
+        registrations[reg].add(cluster_id)
+
+
+def _cite(key: tuple[str, int, str]) -> str:
+    return f"{key[0]}\t{key[1]}\t{key[2]}"
+
+
+def _index(key: str, words: dict[str, list[str]], citations: dict[str, list[str]],
+           exact: dict[str, dict[str, str]], ids: dict[str, Any],
+           registrations: dict[str, Any]) -> dict[str, Any]:
+    return {"format": INDEX_FORMAT, "key": key,
+            "words": {w: sorted(set(v)) for w, v in words.items()},
+            "citations": {c: sorted(set(v)) for c, v in citations.items()},
+            "exact": exact,
+            "ids": {cid: [sorted(d), sorted(p)] for cid, (d, p) in ids.items()},
+            "registrations": {r: sorted(c) for r, c in registrations.items()}}
+
+
+def index_text(index: dict[str, Any]) -> str:
+    """The index as the run stores it (compact, sorted keys: same index, same bytes)."""
+    return json.dumps(index, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def read_index(run: Run, key: str) -> dict[str, Any] | None:
+    """``run``'s index, or None when it has none or it was made under another key."""
+    path = run.path(INDEX)
+    if not path.is_file():
+        return None
+    index = json.loads(path.read_text(encoding="utf-8"))
+    if index.get("format") != INDEX_FORMAT or index.get("key") != key:
+        return None
+    return index
+
+
+@dataclass
+class Extension:
+    """An update's clustering: every record's cluster, and what changed since the last run."""
+
+    clustering: Clustering
+    new: list[str]
+    changed: set[str]
+    removed: set[str]
+    records: dict[str, Record]
+    index: dict[str, Any]
+    previous_study: dict[str, str]
+
+
+def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], key: str
+                    ) -> Extension | None:
+    """Cluster the records of ``run`` that ``since`` did not have into ``since``'s clusters.
+
+    Returns None when that cannot stand for a full run: ``since`` has no index under ``key``,
+    or one of its records changed or is gone. ``clustering.merges`` holds only the merges
+    made now; ``clustering.queue`` the whole review queue.
+    """
+    index = read_index(since, key)
+    if index is None:
+        return None
+    old_lines = _lines(since.require("records.jsonl", "search"))
+    lines = _lines(run.require("records.jsonl", "search"))
+    known = set(old_lines)
+    added = [line for line in lines if line not in known]
+    if len(lines) - len(added) != len(old_lines):
+        return None
+    cluster_of, previous_study = _previous_clusters(since)
+    new = [Record.from_json(line) for line in added]
+    new_keys = [pair_keys(r) for r in new]
+    wanted = _candidates(index, new, new_keys, answers, cluster_of)
+    parsed = {r.record_id: r for r in new}
+    parsed.update((rid, Record.from_json(_find(lines, rid))) for rid in wanted)
+    order = sorted(parsed)
+    records = [parsed[rid] for rid in order]
+    keys_of = {r.record_id: k for r, k in zip(new, new_keys, strict=True)}
+    keys = [keys_of.get(rid) or pair_keys(parsed[rid]) for rid in order]
+    is_new = np.array([rid not in cluster_of for rid in order], dtype=bool)
+
+    decider = Decider(records, keys)
+    _join_old_clusters(decider, index, cluster_of)
+    decider.apply_answers(answers)
+    _exact_keys(records, keys, decider.forest, decider.join, decider.queue)
+    decider.decide(_candidate_pairs(keys, decider.forest, *_blocks(index, order, keys, is_new),
+                                    only=is_new))
+
+    changed, into = _assign(decider, cluster_of, is_new)
+    removed = set(into)
+    index = _update_index(index, new, new_keys, cluster_of, into)
+    study_of, links = link_studies(set(cluster_of.values()), index["registrations"])
+    changed |= {cid for cid, study in study_of.items() if previous_study.get(cid) != study}
+    queue = questions([*since.read_csv("dedupe_review.csv", "dedupe"), *decider.queue],
+                      cluster_of, [sorted(pair) for pair in answers
+                                   if len(pair) == 2 and pair <= cluster_of.keys()])
+    clustering = Clustering(cluster_of=cluster_of, study_of=study_of, merges=decider.merges,
+                            queue=queue, study_links=links)
+    members = [rid for rid, cid in cluster_of.items() if cid in changed]
+    for rid in members:
+        if rid not in parsed:
+            parsed[rid] = Record.from_json(_find(lines, rid))
+    return Extension(clustering=clustering, new=sorted(r.record_id for r in new),
+                     changed=changed, removed=removed,
+                     records={rid: parsed[rid] for rid in members}, index=index,
+                     previous_study=previous_study)
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
+
+
+def _find(lines: list[str], record_id: str) -> str:
+    """The line of ``record_id`` in a records.jsonl sorted by record id."""
+    at = bisect.bisect_left(lines, record_id, key=_record_id)
+    if at == len(lines) or _record_id(lines[at]) != record_id:
+        raise KeyError(f"records.jsonl has no record {record_id}")
+    return lines[at]
+
+
+def _record_id(line: str) -> str:
+    match = _RECORD_ID.search(line)
+    return match.group(1) if match else ""
+
+
+def _previous_clusters(since: Run) -> tuple[dict[str, str], dict[str, str]]:
+    """``record_id -> cluster_id`` and ``cluster_id -> study_id`` of ``since``."""
+    import csv
+
+    cluster_of: dict[str, str] = {}
+    study_of: dict[str, str] = {}
+    with since.require("clusters.csv", "dedupe").open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for record_id, cluster_id, study_id in reader:
+            cluster_of[record_id] = cluster_id
+            study_of[cluster_id] = study_id
+    return cluster_of, study_of
+
+
+def _candidates(index: dict[str, Any], new: list[Record], new_keys: list[PairKeys],
+                answers: dict[frozenset[str], str], cluster_of: dict[str, str]) -> set[str]:
+    """The old records a new one could be joined with: same exact key, a shared rare title
+    word or citation key, or a reviewer's answer naming them."""
+    wanted: set[str] = set()
+    exact = index["exact"]
+    for record in new:
+        for name in EXACT:
+            if (value := getattr(record, name)) and value in exact[name]:
+                wanted.add(exact[name][value])
+        if (digest := abstract_key(record)) is not None and digest in exact["abstract"]:
+            wanted.add(exact["abstract"][digest])
+    frequency = _frequency(index, new_keys)
+    for k in new_keys:
+        for word in rare_words(block_words(k), frequency):
+            if frequency[word] <= MAX_BLOCK:
+                wanted.update(index["words"].get(word, ()))
+        if (cite := citation_key(k)) is not None:
+            wanted.update(index["citations"].get(_cite(cite), ()))
+    for pair in answers:
+        wanted.update(rid for rid in pair if rid in cluster_of)
+    return wanted
+
+
+def _frequency(index: dict[str, Any], new_keys: list[PairKeys]) -> dict[str, int]:
+    """How many records (old and new) have each title word of a new record."""
+    counts = Counter(w for k in new_keys for w in block_words(k))
+    return {w: n + len(index["words"].get(w, ())) for w, n in counts.items()}
+
+
+def _blocks(index: dict[str, Any], order: list[str], keys: list[PairKeys], is_new: np.ndarray
+            ) -> tuple[list[list[int]], list[list[int]]]:
+    """Each new record's rarest-word and citation blocks, with the old records in them."""
+    at = {rid: i for i, rid in enumerate(order)}
+    new_keys = [k for k, fresh in zip(keys, is_new, strict=True) if fresh]
+    frequency = _frequency(index, new_keys)
+    words: dict[str, set[int]] = defaultdict(set)
+    citations: dict[str, set[int]] = defaultdict(set)
+    for i in np.nonzero(is_new)[0].tolist():
+        for word in rare_words(block_words(keys[i]), frequency):
+            if frequency[word] <= MAX_BLOCK:
+                words[word].add(i)
+                words[word].update(at[rid] for rid in index["words"].get(word, ()))
+        if (cite := citation_key(keys[i])) is not None:
+            citations[_cite(cite)].add(i)
+            citations[_cite(cite)].update(at[rid] for rid in index["citations"].get(
+                _cite(cite), ()))
+    return ([sorted(words[w]) for w in sorted(words)],
+            [sorted(citations[c]) for c in sorted(citations)])
+
+
+def _join_old_clusters(decider: Decider, index: dict[str, Any],
+                       cluster_of: dict[str, str]) -> None:
+    """Join the old records that share a cluster, silently (the merge was logged when it was
+    made), and give each old cluster the DOIs and PMIDs of all its records."""
+    forest = decider.forest
+    first: dict[str, int] = {}
+    for i, rid in enumerate(decider.ids):
+        if rid in cluster_of:
+            cluster_id = cluster_of[rid]
+            if cluster_id in first:
+                forest.union(first[cluster_id], i)
+            else:
+                first[cluster_id] = i
+    for cluster_id, i in first.items():
+        root = forest.find(i)
+        forest.ids.pop(root, None)
+        if cluster_id in index["ids"]:
+            dois, pmids = index["ids"][cluster_id]
+            forest.ids[root] = (set(dois), set(pmids))
+
+
+def _assign(decider: Decider, cluster_of: dict[str, str], is_new: np.ndarray
+            ) -> tuple[set[str], dict[str, str]]:
+    """Give every new record a cluster id in ``cluster_of`` (the old cluster it joined, the
+    smallest if it joined several, else a new one); returns the clusters that changed and
+    ``removed -> kept`` for old clusters merged into another."""
+    groups: dict[int, list[str]] = defaultdict(list)
+    for i, rid in enumerate(decider.ids):
+        groups[decider.forest.find(i)].append(rid)
+    changed: set[str] = set()
+    into: dict[str, str] = {}
+    used = set(cluster_of.values())
+    for root in sorted({decider.forest.find(i) for i in np.nonzero(is_new)[0].tolist()}):
+        ids = groups[root]
+        old = sorted({cluster_of[rid] for rid in ids if rid in cluster_of})
+        if old:
+            keep = old[0]
+            into.update((gone, keep) for gone in old[1:])
+        else:
+            keep = new_cluster_id(min(ids), used)
+            used.add(keep)
+        changed.add(keep)
+        for rid in ids:
+            if rid not in cluster_of:
+                cluster_of[rid] = keep
+    if into:
+        for rid, cid in cluster_of.items():
+            if cid in into:
+                cluster_of[rid] = into[cid]
+    return changed, into
+
+
+def _update_index(index: dict[str, Any], new: list[Record], new_keys: list[PairKeys],
+                  cluster_of: dict[str, str], into: dict[str, str]) -> dict[str, Any]:
+    """The index with the new records added and merged clusters' entries combined; the
+    same as :func:`build_index` over all records."""
+    touched: dict[str, set[str]] = {"words": set(), "citations": set(), "ids": set()}
+    ids = index["ids"]
+    for gone, keep in sorted(into.items()):
+        if gone in ids:
+            mine = ids.setdefault(keep, [[], []])
+            dois, pmids = ids.pop(gone)
+            mine[0] += dois
+            mine[1] += pmids
+            touched["ids"].add(keep)
+    if into:
+        index["registrations"] = {reg: sorted({into.get(c, c) for c in clusters})
+                                  for reg, clusters in index["registrations"].items()}
+    for record, k in sorted(zip(new, new_keys, strict=True), key=lambda rk: rk[0].record_id):
+        rid, cluster_id = record.record_id, cluster_of[record.record_id]
+        for word in block_words(k):
+            index["words"].setdefault(word, []).append(rid)
+            touched["words"].add(word)
+        if (cite := citation_key(k)) is not None:
+            index["citations"].setdefault(_cite(cite), []).append(rid)
+            touched["citations"].add(_cite(cite))
+        exact = index["exact"]
+        for name, value in [*((n, getattr(record, n)) for n in EXACT),
+                            ("abstract", abstract_key(record))]:
+            if value:
+                held = exact[name].get(value)
+                exact[name][value] = rid if held is None else min(held, rid)
+        if k.doi or k.pmid:
+            mine = ids.setdefault(cluster_id, [[], []])
+            mine[0] += [k.doi] if k.doi else []
+            mine[1] += [k.pmid] if k.pmid else []
+            touched["ids"].add(cluster_id)
+        for reg in trial_registrations(record):
+            index["registrations"][reg] = sorted({*index["registrations"].get(reg, ()),
+                                                  cluster_id})
+    for part in ("words", "citations"):
+        for name in touched[part]:
+            index[part][name] = sorted(set(index[part][name]))
+    for cluster_id in touched["ids"]:
+        ids[cluster_id] = [sorted(set(ids[cluster_id][0])), sorted(set(ids[cluster_id][1]))]
+    return index
+
+
+def extended_lines(previous: Iterable[str], replaced: dict[str, str], removed: set[str],
+                   pattern: re.Pattern[str]) -> list[str]:
+    """``previous`` lines keyed by ``pattern``'s group, with ``replaced`` lines put in (new
+    keys included) and ``removed`` keys left out, in key order."""
+    out = {}
+    for line in previous:
+        match = pattern.search(line)
+        if match and match.group(1) not in removed:
+            out[match.group(1)] = line
+    out.update(replaced)
+    return [out[k] for k in sorted(out)]
