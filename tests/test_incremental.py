@@ -169,3 +169,28 @@ def test_memo_is_ignored_when_code_or_protocol_changes(project: Path, tmp_path: 
     assert read_memo(run, "m.jsonl", stage_key(protocol, ("screen",))) == {}
     assert read_memo(None, "m.jsonl", key) == {}
     assert read_memo(run, "absent.jsonl", key) == {}
+
+
+def test_audit_replays_an_update_on_the_run_before(project: Path, reviewed: Path) -> None:
+    """An update run whose clusters were forged (hashes and all) fails `audit verify`: the
+    update is replayed on the run it built on, not re-derived as if it were a full run."""
+    import hashlib
+
+    folder = _update(project, [make_article(NEW_TRIAL, edat=date(2026, 11, 20), title=TITLE)])
+    rows = _rows(folder / "clusters.csv")
+    new = next(r for r in rows if r["record_id"].endswith(NEW_TRIAL))
+    other = next(r for r in rows if r["cluster_id"] != new["cluster_id"])
+    new["cluster_id"], new["study_id"] = other["cluster_id"], other["study_id"]
+    with (folder / "clusters.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["artifacts"]["clusters.csv"] = hashlib.sha256(
+        (folder / "clusters.csv").read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+    result = _invoke(["audit", "verify", "--review", REVIEW, "--root", str(project)])
+    assert result.exit_code == 1, result.output
+    assert f"{folder.name}: cluster {other['cluster_id']}" in result.output
+    assert reviewed.name not in result.output  # the run before is still clean

@@ -294,6 +294,7 @@ def _decisions_by_members(folder: Path) -> dict[frozenset[str], tuple[str, str]]
         for row in csv.DictReader(handle):
             members.setdefault(row["cluster_id"], set()).add(row["record_id"])
     with (folder / "screening.csv").open(encoding="utf-8", newline="") as handle:
-        return {frozenset(members[r["cluster_id"]]): (
+        # A screened cluster with no records (a forged clusters.csv) is reported, not a crash.
+        return {frozenset(members.get(r["cluster_id"], ())): (
             r["cluster_id"], f"{r['machine_decision']}/{r['machine_reason']}")
             for r in csv.DictReader(handle)}
