@@ -100,13 +100,7 @@ class Run:
         return self.write_bytes(name, text.encode("utf-8"))
 
     def write_csv(self, name: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n",
-                                extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(row.get(k)) for k in columns})
-        return self.write_text(name, buffer.getvalue())
+        return self.write_text(name, csv_text(columns, rows))
 
     def write_json(self, name: str, data: Any) -> Path:
         return self.write_text(name, dumps(data))
@@ -214,6 +208,19 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]], *,
+             header: bool = True) -> str:
+    """CSV text as artifacts hold it: Unix line ends, lists as JSON, None as empty."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n",
+                            extrasaction="ignore")
+    if header:
+        writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    return buffer.getvalue()
 
 
 def dumps(data: Any) -> str:

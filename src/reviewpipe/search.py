@@ -6,7 +6,9 @@ PRISMA-S asks for: database, query, NCBI's translation, window, date, count, fil
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,7 +18,7 @@ from reviewpipe.errors import InputError, MissingInput
 from reviewpipe.protocol import Protocol
 from reviewpipe.readers import read_records
 from reviewpipe.records import RECORD_COLUMNS, Record
-from reviewpipe.runs import Run, StageResult, sha256_file
+from reviewpipe.runs import Run, StageResult, csv_text, sha256_file
 from reviewpipe.store import Store
 
 PUBMED_SOURCE = "pubmed"
@@ -63,17 +65,66 @@ def write_search(store: Store, run: Run, review_id: str, records: list[Record],
     lines = [r.to_json() for r in records]
     run.write_text("records.jsonl", "".join(line + "\n" for line in lines))
     store.replace_rows("records", run.run_id, (
-        (r.record_id, r.source, r.pmid, r.doi, r.title, r.year, line)
-        for r, line in zip(records, lines, strict=True)))
-    store.replace_rows("searches", run.run_id, (
-        (s["source"], s["database"], s.get("query"), s.get("translation"), s["count"],
-         s.get("mindate"), s.get("maxdate"), s.get("datetype"), s.get("searched_at"),
-         s.get("file")) for s in sources))
-    run.manifest["search"] = sources
-    outputs = ("records.csv", "records.jsonl", "search.json")
-    run.record_stage("search", counts={s["source"]: s["count"] for s in sources}, live=live,
-                     outputs=outputs)
-    return outputs
+        _store_row(r, line) for r, line in zip(records, lines, strict=True)))
+    return _finish_search(store, run, sources, live=live)
+
+
+def extend_search(store: Store, run: Run, review_id: str, previous: Run,
+                  new_records: list[Record], sources: list[dict[str, Any]], *,
+                  live: bool) -> tuple[str, ...]:
+    """Write what :func:`write_search` writes for ``previous``'s records plus ``new_records``.
+
+    The same bytes and store rows, at the cost of the new records: ``previous``'s lines of
+    ``records.jsonl`` and rows of ``records.csv`` are copied as bytes (only the O(log n) lines
+    a binary search probes are parsed) and its store rows are copied by SQLite. When
+    ``previous``'s files and store rows do not agree (a store moved aside, say), every record
+    is read and written again instead.
+    """
+    new = sorted(new_records, key=lambda r: r.record_id)
+    _check_unique(new)
+    lines = previous.require("records.jsonl", "search").read_bytes().split(b"\n")
+    if lines.pop() != b"" or _store_count(store, previous.run_id) != len(lines):
+        return _write_all(store, run, review_id, previous, new, sources, live=live)
+    rows = _csv_rows(previous.require("records.csv", "search").read_bytes(), len(lines) + 1)
+    if rows is None or rows[0] != _csv_line(RECORD_COLUMNS, None):
+        return _write_all(store, run, review_id, previous, new, sources, live=live)
+
+    texts = [r.to_json() for r in new]
+    json_out: list[bytes] = []
+    csv_out = [rows[0]]
+    done = 0
+    for record, text in zip(new, texts, strict=True):
+        # The new records are sorted, so each one's place is at or after the last one's.
+        place = bisect.bisect_left(lines, record.record_id, lo=done, key=_line_id)
+        if place < len(lines) and _line_id(lines[place]) == record.record_id:
+            _check_unique([Record.from_json(lines[place]), record])  # raises, naming record
+        json_out += lines[done:place]
+        json_out.append(text.encode("utf-8"))
+        csv_out += rows[done + 1:place + 1]
+        csv_out.append(_csv_line(RECORD_COLUMNS, record.to_row()))
+        done = place
+    json_out += lines[done:]
+    csv_out += rows[done + 1:]
+
+    run.write_bytes("records.csv", b"\n".join(csv_out) + b"\n")
+    run.write_json("search.json", {"review": review_id, "sources": sources})
+    run.write_bytes("records.jsonl", b"\n".join(json_out) + b"\n" if json_out else b"")
+    store.carry_rows("records", previous.run_id, run.run_id, "record_id", (
+        _store_row(r, text) for r, text in zip(new, texts, strict=True)))
+    return _finish_search(store, run, sources, live=live)
+
+
+def record_sources(store: Store, run: Run) -> list[tuple[str, str | None]]:
+    """``(source, pmid)`` of every record a run's search wrote.
+
+    Read from the run's rows in the store, without parsing ``records.jsonl``; parsed only
+    when the store does not hold one row per line of it.
+    """
+    rows = store.db.execute("SELECT source, pmid FROM records WHERE run_id = ?",
+                            (run.run_id,)).fetchall()
+    if len(rows) == _line_count(run.require("records.jsonl", "search")):
+        return [(source, pmid) for source, pmid in rows]
+    return [(r.source, r.pmid) for r in load_records(run)]
 
 
 def load_records(run: Run) -> list[Record]:
@@ -81,6 +132,94 @@ def load_records(run: Run) -> list[Record]:
     path = run.require("records.jsonl", "search")
     with path.open(encoding="utf-8") as handle:
         return [Record.from_json(line) for line in handle if line.strip()]
+
+
+def _write_all(store: Store, run: Run, review_id: str, previous: Run, new: list[Record],
+               sources: list[dict[str, Any]], *, live: bool) -> tuple[str, ...]:
+    # Previous records first: a duplicate id is then reported on the new record.
+    return write_search(store, run, review_id, load_records(previous) + new, sources,
+                        live=live)
+
+
+def _finish_search(store: Store, run: Run, sources: list[dict[str, Any]], *,
+                   live: bool) -> tuple[str, ...]:
+    """The ``searches`` rows, the manifest's sources and the stage record."""
+    store.replace_rows("searches", run.run_id, (
+        (s["source"], s["database"], s.get("query"), s.get("translation"), s["count"],
+         s.get("mindate"), s.get("maxdate"), s.get("datetype"), s.get("searched_at"),
+         s.get("file")) for s in sources))
+    # The PMID lists stay in search.json (hashed like every artifact): the manifest is saved
+    # at every stage, and 20,000 PMIDs twice over made that cost grow with the review.
+    run.manifest["search"] = [_without_pmids(s) for s in sources]
+    outputs = ("records.csv", "records.jsonl", "search.json")
+    run.record_stage("search", counts={s["source"]: s["count"] for s in sources}, live=live,
+                     outputs=outputs)
+    return outputs
+
+
+def _without_pmids(source: dict[str, Any]) -> dict[str, Any]:
+    lean = {k: v for k, v in source.items() if k != "pmids"}
+    if "raw_files" in lean:
+        lean["raw_files"] = [{k: v for k, v in f.items() if k != "pmids"}
+                             for f in lean["raw_files"]]
+    return lean
+
+
+def search_sources(run: Run) -> list[dict[str, Any]]:
+    """The sources a run's search read, in full (``search.json``)."""
+    path = run.require("search.json", "search")
+    return json.loads(path.read_text(encoding="utf-8"))["sources"]
+
+
+def _store_row(record: Record, line: str) -> tuple[Any, ...]:
+    return (record.record_id, record.source, record.pmid, record.doi, record.title,
+            record.year, line)
+
+
+def _store_count(store: Store, run_id: str) -> int:
+    return store.db.execute("SELECT COUNT(*) FROM records WHERE run_id = ?",
+                            (run_id,)).fetchone()[0]
+
+
+def _csv_line(columns: list[str], row: dict[str, Any] | None) -> bytes:
+    """One row (the header if None) as records.csv holds it, without its line end."""
+    text = csv_text(columns, ()) if row is None else csv_text(columns, [row], header=False)
+    return text.encode("utf-8").removesuffix(b"\n")
+
+
+def _line_id(line: bytes) -> str:
+    return json.loads(line)["record_id"]
+
+
+def _line_count(path: Path) -> int:
+    count = 0
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            count += chunk.count(b"\n")
+    return count
+
+
+def _csv_rows(data: bytes, expected: int) -> list[bytes] | None:
+    """The rows (header first) of CSV text the csv module wrote, without their line ends;
+    None unless there are ``expected`` of them.
+
+    A quoted field may hold line breaks; then a line ends a row only where the quotes so far
+    are balanced, since the writer quotes every field holding a quote and doubles those.
+    """
+    lines = data.split(b"\n")
+    if lines.pop() != b"":
+        return None
+    if len(lines) == expected:  # as many lines as rows: no field holds a line break
+        return lines
+    rows: list[bytes] = []
+    start, open_quote = 0, False
+    for number, line in enumerate(lines):
+        if line.count(b'"') % 2:
+            open_quote = not open_quote
+        if not open_quote:
+            rows.append(b"\n".join(lines[start:number + 1]))
+            start = number + 1
+    return rows if len(rows) == expected and not open_quote else None
 
 
 def _pubmed_snapshot(protocol: Protocol) -> tuple[list[Record], dict[str, Any]]:

@@ -33,7 +33,7 @@ from reviewpipe.runs import (
     dumps,
     open_run,
 )
-from reviewpipe.search import load_records, write_search
+from reviewpipe.search import extend_search, record_sources, search_sources
 from reviewpipe.store import Store
 
 OVERLAP_DAYS = 7
@@ -105,8 +105,10 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
             f"{maxdate.replace('/', '')}-{key}"
         found = search_pubmed(query, mindate=mindate, maxdate=maxdate, datetype="edat",
                               raw_dir=raw_dir, config=entrez)
-        previous_records = load_records(previous)
-        known = {r.pmid for r in previous_records if r.pmid}
+        # (source, pmid) of the previous records, from the store: parsing them all would
+        # make every update cost as much as the review is big.
+        previous_records = record_sources(store, previous)
+        known = {pmid for _, pmid in previous_records if pmid}
         wanted = set(found.pmids) - known
         new: dict[str, Record] = {}
         for path in found.efetch_files():
@@ -146,15 +148,18 @@ def update_review(root: str | Path, review_id: str, *, environ: Mapping[str, str
 
 
 def _stages_with_new(protocol: Any, store: Store, run: Run, previous: Run,
-                     records: list[Record], new: list[Record], info: dict[str, Any]) -> None:
-    """Write ``previous``'s ``records`` plus the new ones into ``run``; run every later stage."""
-    sources = [s for s in previous.manifest.get("search", []) if s["source"] != UPDATE_SOURCE]
-    carried = [r for r in records if r.source != UPDATE_SOURCE]
-    earlier = [r for r in records if r.source == UPDATE_SOURCE]
+                     records: list[tuple[str, str | None]], new: list[Record],
+                     info: dict[str, Any]) -> None:
+    """Write ``previous``'s records (``records``: their source and PMID) plus the new ones
+    into ``run``; run every later stage."""
+    sources = [s for s in search_sources(previous) if s["source"] != UPDATE_SOURCE]
+    earlier = [pmid for source, pmid in records if source == UPDATE_SOURCE]
     if earlier:  # records found by earlier updates stay, under one combined source
-        new = earlier + [r for r in new if r.pmid not in {e.pmid for e in earlier}]
-        info = {**info, "count": len(new), "earlier_updates": len(earlier)}
-    write_search(store, run, protocol.review_id, carried + new, [*sources, info], live=True)
+        had = set(earlier)
+        new = [r for r in new if r.pmid not in had]
+        info = {**info, "count": len(earlier) + len(new), "earlier_updates": len(earlier)}
+    # Every previous record stays: its lines and rows are copied, only the new ones written.
+    extend_search(store, run, protocol.review_id, previous, new, [*sources, info], live=True)
     functions = stage_functions()
     for name in STAGES[1:]:
         if name in INCREMENTAL_STAGES:  # only what the new records touch is done again
