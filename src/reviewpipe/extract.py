@@ -156,8 +156,8 @@ def extract(protocol: Protocol, store: Store, run: Run, *, since: Run | None = N
     protocol and extraction code are unchanged keeps the rows ``since`` extracted
     (``extract_memo.jsonl``); the reviewers' extraction file is applied to all as always.
     """
-    screening = run.read_csv("screening.csv", "screen")
-    included = {row["cluster_id"] for row in screening if row.get("decision") == "include"}
+    included = {cluster_id for cluster_id, decision in run.read_columns(
+        "screening.csv", "screen", ("cluster_id", "decision")) if decision == "include"}
     records = {rec["cluster_id"]: rec for rec in load_canonical(run, included)}
     fulltext_dir = store.path.parent / "fulltext"
     key = stage_key(protocol, _MEMO_MODULES)

@@ -121,8 +121,8 @@ def fetch_fulltexts(store: Store, run: Run, environ: Mapping[str, str] | None = 
     from reviewpipe.entrez import EntrezConfig
     from reviewpipe.entrez_fetch import fetch_pmc_articles
 
-    included = {r["cluster_id"] for r in run.read_csv("screening.csv", "screen")
-                if r["decision"] == "include"}
+    included = {cluster_id for cluster_id, decision in run.read_columns(
+        "screening.csv", "screen", ("cluster_id", "decision")) if decision == "include"}
     pmcids = [c["pmcid"] for c in load_canonical(run, included) if c.get("pmcid")]
     if not pmcids:
         return 0

@@ -109,6 +109,19 @@ class Run:
         with self.require(name, stage).open(encoding="utf-8", newline="") as handle:
             return list(csv.DictReader(handle))
 
+    def read_columns(self, name: str, stage: str, columns: Sequence[str]
+                     ) -> list[tuple[str, ...]]:
+        """Some columns of a CSV artifact, a tuple per row (a fraction of read_csv's cost on
+        a large review: no dict per row)."""
+        with self.require(name, stage).open(encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise MissingInput(f"{self.dir / name}: no column(s) {', '.join(missing)}")
+            at = [header.index(c) for c in columns]
+            return [tuple(row[i] for i in at) for row in reader]
+
     def record_stage(self, stage: str, *, outputs: Sequence[str] = (), **info: Any) -> None:
         """Mark a stage done; delete the artifacts of later stages, which are now stale."""
         stages = self.manifest.setdefault("stages", {})

@@ -169,16 +169,14 @@ def _stages_with_new(protocol: Any, store: Store, run: Run, previous: Run,
 
 
 def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
-    clusters = run.read_csv("clusters.csv", "dedupe")
     new_by_cluster: dict[str, list[str]] = {}
-    for row in clusters:
-        if row["record_id"] in new_ids:
-            new_by_cluster.setdefault(row["cluster_id"], []).append(row["record_id"])
+    for record_id, cluster_id in run.read_columns("clusters.csv", "dedupe",
+                                                  ("record_id", "cluster_id")):
+        if record_id in new_ids:
+            new_by_cluster.setdefault(cluster_id, []).append(record_id)
     canonical = {c["cluster_id"]: c for c in load_canonical(run, new_by_cluster)}
     out = []
-    for row in run.read_csv("screening.csv", "screen"):
-        if row["cluster_id"] not in new_by_cluster:
-            continue
+    for row in _rows_of(run.path("screening.csv"), new_by_cluster):
         record = canonical.get(row["cluster_id"], {})
         out.append({
             "cluster_id": row["cluster_id"],
@@ -191,11 +189,21 @@ def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["needs_human"] != "yes", r["cluster_id"]))
 
 
+def _rows_of(path: Path, cluster_ids: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The rows of a CSV artifact for the given clusters only (a dict for those alone)."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        at = header.index("cluster_id")
+        return [dict(zip(header, row, strict=True)) for row in reader
+                if row[at] in cluster_ids]
+
+
 def _watch(previous: Run, store: Store, entrez: Any, maxdate: str,
            fetch: Any) -> list[dict[str, str]]:
     """Re-fetch included PMIDs; flag retractions, errata, concerns and deletions."""
-    screening = {r["cluster_id"]: r for r in previous.read_csv("screening.csv", "screen")}
-    wanted = [cid for cid, row in screening.items() if row["decision"] == "include"]
+    wanted = [cluster_id for cluster_id, decision in previous.read_columns(
+        "screening.csv", "screen", ("cluster_id", "decision")) if decision == "include"]
     included = {c["pmid"]: c["cluster_id"] for c in load_canonical(previous, wanted)
                 if c.get("pmid")}
     if not included:
