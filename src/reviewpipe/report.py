@@ -8,14 +8,46 @@ from __future__ import annotations
 
 import html
 import json
-from collections import defaultdict
+import mmap
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from reviewpipe.dedupe import load_canonical
+from reviewpipe.errors import MissingInput
+from reviewpipe.exports import (
+    ASREVIEW_HEADER,
+    asreview_csv,
+    asreview_lines,
+    included_ris,
+    outcomes_xlsx,
+    ris_entries,
+    ris_entry,
+)
+from reviewpipe.memo import csv_rows, find_line, line_changes, stage_key
 from reviewpipe.prisma import prisma_counts
 from reviewpipe.protocol import Protocol
 from reviewpipe.runs import ReviewPaths, Run, StageResult, open_run
-from reviewpipe.screen import REASONS
+from reviewpipe.screen import REASONS, ScreeningRows, canonical_line_id
 from reviewpipe.store import Store
+
+# What the lines an update carries from the previous report are made by.
+_CARRY_MODULES = ("report", "exports")
+# A screening row's decision, reason and whether a human decided it (the fields before
+# decided_by, design and p_rct, never hold a comma or a quote).
+_GROUP = re.compile(rb'\n[^,\n]*,([^,\n]*),([^,\n]*),[^,\n]*,[^,\n]*,"?(human)?')
+# Rows PRISMA and the page read more of: included, uncertain and duplicate-report rows.
+_SPECIAL = re.compile(rb"\n[^,\n]*,(?:include,|uncertain,|exclude,duplicate_report,)")
+# The second field of records.csv (source) after the first (record_id, maybe quoted).
+_RECORD_SOURCE = re.compile(rb'\n(?:"(?:[^"]|"")*"|[^,"\n]*),([^,"\n]*),')
+_EXCLUDED_HEADERS = ["Cluster", "Title", "Design", "Decided by", "Evidence"]
+_EXCLUDED_START = b"<h2 id='excluded'>Excluded records, with reasons</h2>\n"
+_EXCLUDED_END = b"\n<h2 id='changes'>"
+_EXCLUDED_HEAD = re.compile(r"<details><summary><b>([^<]*)</b> \(\d+\)</summary>\n<table>"
+                            r"<thead><tr>(?:<th>[^<]*</th>)*</tr></thead>")
+_ROW_ID = re.compile(r"<tr><td>([^<]*)</td>")
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2329;
@@ -31,44 +63,263 @@ figure{margin:12px 0 24px}nav a{margin-right:12px}details{margin:6px 0}
 """
 
 
-def report(protocol: Protocol, store: Store, run: Run) -> StageResult:
-    """Write ``prisma.json`` and ``report.html`` from the run's artifacts."""
+def report(protocol: Protocol, store: Store, run: Run, *, since: Run | None = None
+           ) -> StageResult:
+    """Write ``prisma.json``, ``report.html`` and the exports from the run's artifacts.
+
+    With ``since`` (an update run's previous run, reported by the same code), a cluster
+    whose screening row and canonical record did not change keeps its lines of ``since``'s
+    report (its row among the excluded records), ``asreview.csv`` and ``included.ris``, and
+    the counts come from a few columns (:func:`_parts_since`): the same bytes as a report
+    from scratch, at the cost of what changed.
+    """
     search_info = json.loads(run.require("search.json", "search").read_text(encoding="utf-8"))
+    key = stage_key(protocol, _CARRY_MODULES)
+    parts = None if since is None else _parts_since(store, run, since, search_info, key)
+    carried = {"carried_from": since.run_id} if parts is not None and since is not None else {}
+    if parts is None:
+        parts = _parts(store, run, search_info)
+    run.write_json("prisma.json", parts.counts)
+    page = render_report(protocol, run, search_info, parts.counts, parts.screening,
+                         parts.changes, excluded=parts.excluded)
+    run.write_text("report.html", page)
+    outputs = ("prisma.json", "report.html", *write_exports(run, parts.ris, parts.asreview))
+    summary = {"included_studies": parts.counts["included"]["studies"],
+               "awaiting_human": parts.counts["awaiting_human"], "changed": len(parts.changes)}
+    run.record_stage("report", counts=summary, outputs=outputs, carry_key=key, **carried)
+    return StageResult("report", summary, outputs)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What the report is made of. ``screening`` holds every row, or (from
+    :func:`_parts_since`) those of included and uncertain clusters, which is all
+    :func:`render_report` reads of it when ``excluded`` is given."""
+
+    counts: dict[str, Any]
+    changes: list[dict[str, str]]
+    screening: list[dict[str, str]]
+    excluded: str
+    ris: str
+    asreview: bytes
+
+
+def _parts(store: Store, run: Run, search_info: dict[str, Any]) -> _Parts:
+    """The report's parts from every row of the run's artifacts."""
     records = run.read_csv("records.csv", "search")
     clusters = run.read_csv("clusters.csv", "dedupe")
     screening = run.read_csv("screening.csv", "screen")
     counts = prisma_counts(search_info, records, clusters, screening)
-    run.write_json("prisma.json", counts)
-    changes = _changes(store, run, screening)
-    page = render_report(protocol, run, search_info, counts, screening, changes)
-    run.write_text("report.html", page)
-    outputs = ("prisma.json", "report.html", *write_exports(run, screening))
-    summary = {"included_studies": counts["included"]["studies"],
-               "awaiting_human": counts["awaiting_human"], "changed": len(changes)}
-    run.record_stage("report", counts=summary, outputs=outputs)
-    return StageResult("report", summary, outputs)
-
-
-def write_exports(run: Run, screening: list[dict[str, str]]) -> tuple[str, ...]:
-    """outcomes.xlsx, included.ris and asreview.csv beside the report."""
-    from reviewpipe.dedupe import load_canonical
-    from reviewpipe.exports import asreview_csv, included_ris, outcomes_xlsx
-
+    previous = _previous_run(store, run)
+    changes = [] if previous is None or not previous.path("screening.csv").exists() else (
+        _decision_changes({r["cluster_id"]: r for r in previous.read_csv("screening.csv", "")},
+                          {r["cluster_id"]: r for r in screening}, previous.run_id))
     canonical = load_canonical(run)
     included = {s["cluster_id"] for s in screening if s["decision"] == "include"}
+    return _Parts(counts, changes, screening, _excluded(screening),
+                  included_ris([c for c in canonical if c["cluster_id"] in included]),
+                  asreview_csv(canonical, screening).encode("utf-8"))
+
+
+def _parts_since(store: Store, run: Run, since: Run, search_info: dict[str, Any], key: str
+                 ) -> _Parts | None:
+    """The report's parts from ``since``'s report and exports plus what changed since.
+
+    A cluster's row of the excluded records and of ``asreview.csv``, and its RIS entry, are
+    functions of its screening row and canonical line (and of this code, which ``key``
+    covers); those lines are carried for every cluster whose row and line are the same as in
+    ``since``. PRISMA counts read four leading columns of every row (a regex over the bytes)
+    and parse only the included, uncertain and duplicate-report rows. None when ``since`` or
+    its files do not allow it (another code key, a field with a line break, ``since`` not
+    being the run the changes are counted from).
+    """
+    previous = _previous_run(store, run)
+    if (since.manifest.get("stages", {}).get("report", {}).get("carry_key") != key
+            or previous is None or previous.run_id != since.run_id):
+        return None
+    now, before = ScreeningRows.read(run), ScreeningRows.read(since)
+    sources = _records_per_source(run)
+    if now is None or before is None or sources is None:
+        return None
+    groups = Counter(_GROUP.findall(now.data))
+    if groups.total() != len(now.rows):
+        return None
+    changed = {c for c, _ in set(now.rows.items()).symmetric_difference(before.rows.items())}
+    special = {c: now.row(c) for c in sorted(now.ids_of_lines_with(_SPECIAL))}
+    included = [c for c, row in special.items() if row["decision"] == "include"]
+    old_ris = _read_ris(since)
+    rebuilt = _rebuilt(run, since)
+    if old_ris is None or rebuilt is None:
+        return None
+    redo = sorted((changed | rebuilt) & now.rows.keys())
+    records = _canonical_records(run, [*redo, *(
+        c for c in included if c not in old_ris or c in rebuilt)])
+    excluded = _excluded_since(since, now, changed)
+    asreview = _asreview_since(since, before, now, [records[c] for c in redo])
+    if excluded is None or asreview is None:
+        return None
+    ris = "\n".join(old_ris[c] if c in old_ris and c not in rebuilt else ris_entry(records[c])
+                    for c in included)
+    counts = prisma_counts(search_info, *_prisma_rows(sources, now, groups, special))
+    changes = _decision_changes({c: before.row(c) for c in changed & before.rows.keys()},
+                                {c: now.row(c) for c in changed & now.rows.keys()},
+                                since.run_id)
+    return _Parts(counts, changes, list(special.values()), excluded, ris, asreview)
+
+
+def write_exports(run: Run, ris: str, asreview: bytes) -> tuple[str, ...]:
+    """outcomes.xlsx, included.ris and asreview.csv beside the report."""
     run.write_bytes("outcomes.xlsx", outcomes_xlsx(_maybe_csv(run, "outcomes.csv"),
                                                    _maybe_csv(run, "studies.csv"),
                                                    _maybe_csv(run, "effects.csv")))
-    run.write_text("included.ris", included_ris(
-        [c for c in canonical if c["cluster_id"] in included]))
-    run.write_text("asreview.csv", asreview_csv(canonical, screening))
+    run.write_text("included.ris", ris)
+    run.write_bytes("asreview.csv", asreview)
     return ("outcomes.xlsx", "included.ris", "asreview.csv")
+
+
+def _records_per_source(run: Run) -> Counter[str] | None:
+    """Records read per source, from the second column of ``records.csv``; None unless every
+    row is one line whose leading fields the regex reads."""
+    expected = run.manifest.get("stages", {}).get("dedupe", {}).get("counts", {}).get(
+        "records")
+    data = run.require("records.csv", "search").read_bytes()
+    sources = Counter(_RECORD_SOURCE.findall(data))
+    if sources.total() != expected or data.count(b"\n") != expected + 1:
+        return None
+    return Counter({source.decode(): n for source, n in sources.items()})
+
+
+def _prisma_rows(sources: Counter[str], now: ScreeningRows,
+                 groups: Counter[tuple[bytes, bytes, bytes]], special: dict[str, dict[str, str]]
+                 ) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
+    """Rows for :func:`prisma_counts` that give the counts every row gives.
+
+    It reads a record's source; a cluster's id (how many there are) and study; a screening
+    row's decision, reason and decided_by, and the cluster, study and report_of of included
+    and duplicate-report rows only. So the records are one shared row per source and the
+    other screening rows one shared row per (decision, reason, decided by a human).
+    """
+    records: list[dict[str, str]] = []
+    for source, n in sources.items():
+        records += [{"source": source}] * n
+    clusters = [{"cluster_id": c, "study_id": ""} for c in now.rows.keys() - special.keys()]
+    clusters += special.values()
+    groups = groups.copy()
+    for row in special.values():
+        groups[(row["decision"].encode(), row["reason"].encode(),
+                b"human" if row["decided_by"].startswith("human") else b"")] -= 1
+    screening = list(special.values())
+    for (decision, reason, human), n in groups.items():
+        screening += [{"decision": decision.decode(), "reason": reason.decode(),
+                       "decided_by": human.decode()}] * n
+    return records, clusters, screening
+
+
+def _rebuilt(run: Run, since: Run) -> set[str] | None:
+    """The clusters whose canonical line is new or changed since ``since``: the screen stage's
+    record of them if it screened this update from ``since``, else a comparison of the two
+    files' lines."""
+    screened = run.manifest.get("stages", {}).get("screen", {})
+    if screened.get("carried_from") == since.run_id and "changed_clusters" in screened:
+        return set(screened["changed_clusters"])
+    _, added = line_changes(since.require("canonical.jsonl", "dedupe").read_bytes(),
+                            run.require("canonical.jsonl", "dedupe").read_bytes())
+    ids = set()
+    for line in added:
+        cluster_id = canonical_line_id(line)
+        if cluster_id is None:
+            return None
+        ids.add(cluster_id)
+    return ids
+
+
+def _canonical_records(run: Run, cluster_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The canonical records of a few clusters, each found by binary search (the lines are
+    sorted by cluster id) in the mapped file: a few pages are read, not the whole file."""
+    path = run.require("canonical.jsonl", "dedupe")
+    if not cluster_ids:
+        return {}
+    out = {}
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                              access=mmap.ACCESS_READ) as data:
+        for cluster_id in cluster_ids:
+            line = find_line(data, cluster_id, canonical_line_id)
+            if line is None:
+                raise MissingInput(f"{path}: no canonical record of {cluster_id}")
+            out[cluster_id] = json.loads(line)
+    return out
+
+
+def _read_ris(since: Run) -> dict[str, str] | None:
+    path = since.path("included.ris")
+    return ris_entries(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _excluded_since(since: Run, now: ScreeningRows, changed: set[str]) -> str | None:
+    """The excluded records' section: ``since``'s rows, but those of ``changed`` clusters
+    from their row now. None unless ``since``'s section reads back to its own text."""
+    page = since.path("report.html").read_bytes() if since.path("report.html").exists() else b""
+    start, end = page.rfind(_EXCLUDED_START), page.rfind(_EXCLUDED_END)
+    if start < 0 or end < start:
+        return None
+    section = page[start + len(_EXCLUDED_START):end].decode("utf-8")
+    by_reason: dict[str, dict[str, str]] = {}
+    words = {_e(r.replace("_", " ")): r for r in REASONS[1:]}
+    # Cell text is escaped, so "<" only ever starts a tag: splitting at tags is exact.
+    for block in (section + "\n").split("</details>\n")[:-1]:
+        head, _, rest = block.partition("<tbody>")
+        body, _, tail = rest.rpartition("</tbody></table>\n")
+        match = _EXCLUDED_HEAD.fullmatch(head)
+        rows = body.split("</tr>")
+        if match is None or match.group(1) not in words or tail or rows.pop() != "":
+            return None
+        ids = _ROW_ID.findall(body)
+        if len(ids) != len(rows):
+            return None
+        by_reason[words[match.group(1)]] = dict(zip(ids, rows, strict=True))
+    if _excluded_html(by_reason) != section or "&" in "".join(map("".join, by_reason.values())):
+        return None  # not read back whole; or an escaped id, whose order might differ
+    for rows in by_reason.values():
+        for cluster_id in changed & rows.keys():
+            del rows[cluster_id]
+    added = set()
+    for cluster_id in sorted(changed & now.rows.keys()):
+        row = now.row(cluster_id)
+        if row["decision"] == "exclude":
+            if _e(cluster_id) != cluster_id:
+                return None
+            by_reason.setdefault(row["reason"], {})[cluster_id] = _excluded_row(row)
+            added.add(row["reason"])
+    return _excluded_html({r: dict(sorted(rows.items())) if r in added else rows
+                           for r, rows in by_reason.items()})
+
+
+def _asreview_since(since: Run, before: ScreeningRows, now: ScreeningRows,
+                    redo: list[dict[str, Any]]) -> bytes | None:
+    """``asreview.csv``: ``since``'s rows, but those of the ``redo`` clusters (their canonical
+    records) written again and those of clusters gone left out."""
+    path = since.path("asreview.csv")
+    rows = csv_rows(path.read_bytes(), len(before.rows) + 1) if path.exists() else None
+    if rows is None or rows[0] != ASREVIEW_HEADER[:-1].encode():
+        return None
+    ids = list(map(str.encode, before.rows))
+    if not all(map(bytes.__contains__, rows[1:], map(b",%s,".__mod__, ids))):
+        return None  # not one row per cluster in the order of since's clusters
+    by_cluster = dict(zip(before.rows, rows[1:], strict=True))
+    for cluster_id in before.rows.keys() - now.rows.keys():
+        del by_cluster[cluster_id]
+    lines = asreview_lines(redo, [now.row(r["cluster_id"]) for r in redo])
+    for record, line in zip(redo, lines, strict=True):
+        by_cluster[record["cluster_id"]] = line[:-1].encode("utf-8")
+    return b"\n".join([ASREVIEW_HEADER[:-1].encode(),
+                       *map(by_cluster.__getitem__, sorted(by_cluster))]) + b"\n"
 
 
 def render_report(protocol: Protocol, run: Run, search_info: dict[str, Any],
                   counts: dict[str, Any], screening: list[dict[str, str]],
-                  changes: list[dict[str, str]]) -> str:
-    """The whole HTML page as a string."""
+                  changes: list[dict[str, str]], *, excluded: str | None = None) -> str:
+    """The whole HTML page as a string; ``excluded`` is the excluded records' section, if
+    made already (else it is made from ``screening``)."""
     review = protocol.data["review"]
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -91,7 +342,8 @@ def render_report(protocol: Protocol, run: Run, search_info: dict[str, Any],
         "<h2 id='effects'>Pooled effects</h2>", _effects(run),
         "<h2 id='outcomes'>Extracted outcomes</h2>", _outcomes(run),
         "<h2 id='human'>Records that need a human</h2>", _uncertain(screening, run),
-        "<h2 id='excluded'>Excluded records, with reasons</h2>", _excluded(screening),
+        "<h2 id='excluded'>Excluded records, with reasons</h2>",
+        _excluded(screening) if excluded is None else excluded,
         "<h2 id='changes'>What changed since the previous run</h2>", _changes_html(changes),
         "</main></body></html>",
     ]
@@ -238,42 +490,50 @@ def _uncertain(screening: list[dict[str, str]], run: Run) -> str:
 
 
 def _excluded(screening: list[dict[str, str]]) -> str:
-    by_reason: dict[str, list[dict[str, str]]] = defaultdict(list)
+    by_reason: dict[str, dict[str, str]] = defaultdict(dict)
     for row in screening:
         if row["decision"] == "exclude":
-            by_reason[row["reason"]].append(row)
+            by_reason[row["reason"]][row["cluster_id"]] = _excluded_row(row)
+    return _excluded_html(by_reason)
+
+
+def _excluded_row(row: dict[str, str]) -> str:
+    return _open_row([row["cluster_id"], row["title"], row["design"], row["decided_by"],
+                       row["evidence"]])
+
+
+def _excluded_html(by_reason: dict[str, dict[str, str]]) -> str:
+    """The excluded records' section from each reason's rows (``cluster_id -> <tr>``)."""
     parts = []
     for reason in REASONS[1:]:
-        rows = by_reason.get(reason, [])
+        rows = by_reason.get(reason)
         if not rows:
             continue
         parts.append(f"<details><summary><b>{_e(reason.replace('_', ' '))}</b> "
                      f"({len(rows)})</summary>")
-        parts.append(_table(["Cluster", "Title", "Design", "Decided by", "Evidence"],
-                            [[r["cluster_id"], r["title"], r["design"], r["decided_by"],
-                              r["evidence"]] for r in rows]))
+        parts.append(_table_html(_EXCLUDED_HEADERS, rows.values()))
         parts.append("</details>")
     return "\n".join(parts) or "<p>None.</p>"
 
 
-def _changes(store: Store, run: Run, screening: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Screening decisions that differ from the previous complete run of this review."""
+def _previous_run(store: Store, run: Run) -> Run | None:
+    """The previous complete run of this review, if its folder is there."""
     row = store.db.execute(
         "SELECT run_id FROM runs WHERE status = 'complete' AND run_id != ? "
         "ORDER BY run_id DESC LIMIT 1", (run.run_id,)).fetchone()
     if not row:
-        return []
+        return None
     paths = ReviewPaths(root=run.dir.parent.parent.parent.parent.parent,
                         review_id=run.manifest.get("review", ""))
     try:
-        previous = open_run(paths, row[0])
+        return open_run(paths, row[0])
     except Exception:  # a deleted or foreign run folder: nothing to compare
-        return []
-    old_path = previous.dir / "screening.csv"
-    if not old_path.exists():
-        return []
-    old = {r["cluster_id"]: r for r in previous.read_csv("screening.csv", "screen")}
-    new = {r["cluster_id"]: r for r in screening}
+        return None
+
+
+def _decision_changes(old: dict[str, dict[str, str]], new: dict[str, dict[str, str]],
+                      previous_run: str) -> list[dict[str, str]]:
+    """Screening decisions that differ between ``old`` and ``new`` rows (by cluster id)."""
     changes = []
     for cluster_id in sorted(set(old) | set(new)):
         before, after = old.get(cluster_id), new.get(cluster_id)
@@ -282,7 +542,7 @@ def _changes(store: Store, run: Run, screening: list[dict[str, str]]) -> list[di
         if was != now:
             title = (after or before or {}).get("title", "")
             changes.append({"cluster_id": cluster_id, "title": title, "before": was,
-                            "after": now, "previous_run": previous.run_id})
+                            "after": now, "previous_run": previous_run})
     return changes
 
 
@@ -300,17 +560,26 @@ def _maybe_csv(run: Run, name: str) -> list[dict[str, str]]:
 
 
 def _table(headers: list[str], rows: list[list[Any]], *, raw: bool = False) -> str:
+    return _table_html(headers, [_open_row(row, raw=raw) for row in rows])
+
+
+def _table_html(headers: list[str], rows: Iterable[str]) -> str:
+    """A table of rows made by :func:`_open_row` (closed here, at C speed)."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = []
-        for value in row:
-            text = str(value) if raw else _e(value)
-            if not raw and str(value) in ("include", "exclude", "uncertain"):
-                text = f"<span class='badge {value}'>{text}</span>"
-            cells.append(f"<td>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    body = "</tr>".join(rows)
+    return (f"<table><thead><tr>{head}</tr></thead><tbody>{body + '</tr>' if body else ''}"
+            "</tbody></table>")
+
+
+def _open_row(row: list[Any], *, raw: bool = False) -> str:
+    """A table row without its closing tag."""
+    cells = []
+    for value in row:
+        text = str(value) if raw else _e(value)
+        if not raw and str(value) in ("include", "exclude", "uncertain"):
+            text = f"<span class='badge {value}'>{text}</span>"
+        cells.append(f"<td>{text}</td>")
+    return "<tr>" + "".join(cells)
 
 
 def _ci(estimate: str, low: str, high: str) -> str:

@@ -11,8 +11,10 @@ import csv
 import hashlib
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,18 @@ from rapidfuzz import fuzz
 from reviewpipe.dedupe import CANONICAL_CLUSTER_ID, load_canonical
 from reviewpipe.design import classify_design, text_model
 from reviewpipe.errors import InputError
-from reviewpipe.memo import read_memo, stage_key, write_memo
+from reviewpipe.memo import (
+    csv_line,
+    csv_rows,
+    line_changes,
+    memo_line,
+    parse_csv_line,
+    read_memo,
+    read_memo_lines,
+    stage_key,
+    write_memo,
+    write_memo_lines,
+)
 from reviewpipe.normalize import normalize_title
 from reviewpipe.pico import NOT_MET, UNCLEAR, match_criterion
 from reviewpipe.protocol import Protocol
@@ -308,20 +321,115 @@ def agreement(latest: dict[str, dict[str, HumanDecision]]) -> list[dict[str, Any
     return out
 
 
+class ScreeningRows:
+    """A run's ``screening.csv`` as raw rows by cluster id, in file order (by cluster id);
+    :meth:`row` parses one."""
+
+    def __init__(self, data: bytes, rows: dict[str, bytes]) -> None:
+        self.data = data
+        self.rows = rows
+
+    @classmethod
+    def read(cls, run: Run) -> ScreeningRows | None:
+        """None when the file does not hold the screened count the manifest gives, one row a
+        line (a field with a line break, or a file from another version)."""
+        screened = run.manifest.get("stages", {}).get("screen", {}).get("counts", {}).get(
+            "screened")
+        if not isinstance(screened, int):
+            return None
+        data = run.require("screening.csv", "screen").read_bytes()
+        lines = csv_rows(data, screened + 1)
+        if lines is None or lines[0] != _SCREENING_HEADER:
+            return None
+        ids = list(map(itemgetter(0), map(methodcaller("partition", b","), lines[1:])))
+        if b'"' in b"".join(ids):  # a quoted id: not a row per line as read here
+            return None
+        return cls(data, dict(zip(map(bytes.decode, ids), lines[1:], strict=True)))
+
+    def row(self, cluster_id: str) -> dict[str, str]:
+        """One row, as ``Run.read_csv`` gives it."""
+        return parse_csv_line(SCREENING_COLUMNS, self.rows[cluster_id])
+
+    def ids_of_lines_with(self, *patterns: re.Pattern[bytes]) -> set[str]:
+        """Clusters whose row holds one of ``patterns``."""
+        return lines_with(self.data, _CSV_FIRST, *patterns)
+
+
+def lines_with(data: bytes, key: re.Pattern[bytes], *patterns: re.Pattern[bytes]) -> set[str]:
+    """The keys (``key`` matched at a line's start) of the lines of ``data`` that hold one
+    of ``patterns`` (or, for one that starts with a newline, that it starts just before).
+    The search runs at C speed; Python sees only the matches."""
+    out = set()
+    for pattern in patterns:
+        for match in pattern.finditer(data):
+            found = key.match(data, data.rfind(b"\n", 0, match.start() + 1) + 1)
+            if found:
+                out.add(found.group(1).decode())
+    return out
+
+
+_SCREENING_HEADER = ",".join(SCREENING_COLUMNS).encode()
+_CSV_FIRST = re.compile(rb"([^,\n]*),")
+_MEMO_ID = re.compile(rb'\{"id": "([^"]*)"')
+_CANONICAL_ID = re.compile(CANONICAL_CLUSTER_ID.pattern.encode())
+# Memo rows whose verdict study links or duplicate-publication flags can change: decide()'s
+# inclusions and its other reports of a trial (see apply_study_links).
+_LINKABLE = re.compile("|".join(['"decision": "include"', *(
+    f'"design": "{d}"' for d in sorted(_OTHER_REPORTS))]).encode())
+# Rows a human decided (or disagreed on): a changed or withdrawn decision changes them.
+_BY_HUMAN = (re.compile(rb"human:"), re.compile(rb",conflict,"))  # literals: fast search
+_COUNTED = ("screened", *DECISIONS, *(f"excluded_{r}" for r in REASONS[1:]), "human_decisions")
+
+
+@dataclass(frozen=True)
+class _Screened:
+    tally: Counter[str]
+    conflicts: list[dict[str, Any]]
+    agreement: dict[str, Any]
+    decided_now: int
+    # The clusters whose canonical line is new or changed since ``since`` (an update's).
+    changed: list[str] | None = None
+
+
 def screen(protocol: Protocol, store: Store, run: Run, *, since: Run | None = None
            ) -> StageResult:
     """Decide every cluster and write ``screening.csv`` (+ conflicts and the decision log).
 
     With ``since`` (an update run's previous run), a cluster whose canonical record, protocol
     and screening code are unchanged keeps the machine verdict ``since`` gave it
-    (``screen_memo.jsonl``) instead of being decided again; study links, duplicate
-    publications and the humans' decisions are applied to every cluster as always.
+    (``screen_memo.jsonl``) instead of being decided again. Study links, duplicate
+    publications and the humans' decisions can change other clusters' rows, so those are
+    redone for every cluster they can touch (:func:`_screen_update`) and the other rows are
+    carried from ``since`` as they are; the artifacts are what deciding every cluster gives.
     """
     model = text_model()
     threshold = protocol.screen.get("rct_threshold")
     threshold = model.threshold if threshold is None else threshold
     key = stage_key(protocol, _MEMO_MODULES, ("design_model.json",),
                     extra=[threshold, model.version])
+    humans_path = protocol.path.with_name(f"{protocol.review_id}.decisions.csv")
+    humans = read_human_decisions(humans_path)
+    done = None if since is None else _screen_update(
+        protocol, store, run, since, key, model, threshold, humans)
+    if done is None:
+        done = _screen_all(protocol, store, run, since, key, model, threshold, humans)
+    run.write_csv("conflicts.csv", ["cluster_id", "title", "verdicts"], done.conflicts)
+    run.write_json("agreement.json", done.agreement)
+    counts: dict[str, Any] = {k: done.tally[k] for k in _COUNTED}
+    counts.update(rct_threshold=threshold, model=model.version, conflicts=len(done.conflicts),
+                  decided_now=done.decided_now)
+    outputs = ("screening.csv", "conflicts.csv", "agreement.json", MEMO)
+    info: dict[str, Any] = {} if since is None else {"carried_from": since.run_id}
+    if done.changed is not None:  # for the report, which carries the other clusters' lines
+        info["changed_clusters"] = done.changed
+    run.record_stage("screen", counts=counts, outputs=outputs, **info)
+    return StageResult("screen", counts, outputs)
+
+
+def _screen_all(protocol: Protocol, store: Store, run: Run, since: Run | None, key: str,
+                model: Any, threshold: float, humans: list[HumanDecision]) -> _Screened:
+    """Screen every cluster, reusing the machine verdicts of ``since``'s memo that still
+    hold; every row goes through Python."""
     memo = read_memo(since, MEMO, key)
     # A canonical line is its record as record_hash serialises it, so a line's hash finds its
     # memo row without parsing the line.
@@ -338,50 +446,147 @@ def screen(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
                          for r in run.read_csv("clusters.csv", "dedupe")}
     uncarried = set(cluster_of_record.values()) - carried.keys()
     todo = load_canonical(run, uncarried if carried else None)
-    scores = model.predict_proba([f"{c.get('title') or ''} {c.get('abstract') or ''}"
-                                  for c in todo]) if todo else []
-    decided = [*carried.values(), *(
-        decide(record, protocol, p_text=float(p), threshold=threshold, model=model.version)
-        for record, p in zip(todo, scores, strict=True))]
+    decided = [*carried.values(), *_decide_all(todo, protocol, model, threshold)]
     decided.sort(key=lambda r: r["cluster_id"])
     # Written before study links and humans change the rows: the memo holds decide()'s own.
     write_memo(run, MEMO, key, ((row["cluster_id"], row["_inputs"], row)
                                 for row in decided))
     rows = decided
-    apply_study_links(rows)
-    flag_duplicate_publications(rows)
-    for row in rows:
-        row["machine_decision"], row["machine_reason"] = row["decision"], row["reason"]
-    humans_path = protocol.path.with_name(f"{protocol.review_id}.decisions.csv")
-    conflicts, agreement_info = apply_humans(rows, read_human_decisions(humans_path),
-                                             cluster_of_record)
-    rows.sort(key=lambda r: r["cluster_id"])
+    conflicts, agreement_info = _link_and_apply_humans(rows, humans, cluster_of_record)
     run.write_csv("screening.csv", SCREENING_COLUMNS, rows)
-    run.write_csv("conflicts.csv", ["cluster_id", "title", "verdicts"], conflicts)
-    run.write_json("agreement.json", agreement_info)
-    store.replace_rows("screening", run.run_id, (
-        (r["cluster_id"], r["decision"], r["reason"], r["design"], r["p_rct"], r["decided_by"],
-         r["evidence"]) for r in rows))
+    store.replace_rows("screening", run.run_id, map(_store_row, rows))
     # An update logs the clusters whose row it decided or changed; the others were logged
     # by the run that decided them.
     before = {} if since is None else {
         r["cluster_id"]: r for r in since.read_csv("screening.csv", "screen")}
     store.append_decisions(run.run_id, (
-        {"subject": r["cluster_id"], "stage": "screen", "decision": r["decision"],
-         "reason": r["reason"], "evidence": r["evidence"],
-         "actor": r["decided_by"] if r["decided_by"].startswith(("human", "conflict"))
-         else f"{r['decided_by']} p_rct={r['p_rct']}", "inputs_sha256": r["_inputs"]}
-        for r in rows if r["cluster_id"] not in carried or _changed(r, before)))
-    counts: dict[str, Any] = {"screened": len(rows), "rct_threshold": threshold,
-                              "model": model.version}
-    for decision in DECISIONS:
-        counts[decision] = sum(r["decision"] == decision for r in rows)
-    for reason in REASONS[1:]:
-        counts[f"excluded_{reason}"] = sum(r["reason"] == reason for r in rows)
-    counts["human_decisions"] = sum(r["decided_by"].startswith("human") for r in rows)
-    counts["conflicts"] = len(conflicts)
-    counts["decided_now"] = len(todo)
-    outputs = ("screening.csv", "conflicts.csv", "agreement.json", MEMO)
-    run.record_stage("screen", counts=counts, outputs=outputs,
-                     **({"carried_from": since.run_id} if since is not None else {}))
-    return StageResult("screen", counts, outputs)
+        _log_entry(r) for r in rows if r["cluster_id"] not in carried or _changed(r, before)))
+    return _Screened(_tally(rows), conflicts, agreement_info, len(todo))
+
+
+def _screen_update(protocol: Protocol, store: Store, run: Run, since: Run, key: str,
+                   model: Any, threshold: float, humans: list[HumanDecision]
+                   ) -> _Screened | None:
+    """Screen an update run from ``since``'s artifacts, at the cost of what changed.
+
+    Only clusters whose canonical line changed are decided. A carried row can still change
+    through study links and duplicate-publication flags, which only touch decide()'s
+    inclusions and its other reports of a trial (read from the memo), and through the
+    humans' decisions (the clusters named now, and those a human decided before): those
+    rows are redone, from their memo rows, exactly as :func:`_screen_all` does them, and
+    every other row is ``since``'s line, which deciding it again would give. Store rows are
+    copied by SQLite. None when ``since``'s memo, rows, counts or store rows do not allow it.
+    """
+    memo = read_memo_lines(since, MEMO, key)
+    before = ScreeningRows.read(since)
+    if not memo or before is None or list(before.rows) != list(memo):
+        return None
+    previous = since.manifest["stages"]["screen"]["counts"]
+    stored = store.db.execute("SELECT COUNT(*) FROM screening WHERE run_id = ?",
+                              (since.run_id,)).fetchone()[0]
+    if stored != len(memo) or any(not isinstance(previous.get(k), int) for k in _COUNTED):
+        return None
+    gone, added = line_changes(since.require("canonical.jsonl", "dedupe").read_bytes(),
+                               run.require("canonical.jsonl", "dedupe").read_bytes())
+    changed = {canonical_line_id(line): line for line in added}
+    vanished = {canonical_line_id(line) for line in gone} - changed.keys()
+    if None in changed or None in vanished or not vanished <= memo.keys():
+        return None
+
+    lines = dict(memo)
+    for cluster_id in vanished:
+        del lines[cluster_id]
+    todo = [json.loads(changed[c]) for c in sorted(changed)]
+    for row in _decide_all(todo, protocol, model, threshold):
+        lines[row["cluster_id"]] = memo_line(row["cluster_id"], row["_inputs"], row).encode()
+    memo_data = write_memo_lines(run, MEMO, key, lines)
+
+    named = {h.id for h in humans}
+    cluster_of_record = _clusters_of_records(run, named - lines.keys())
+    redo = (changed.keys() | lines_with(memo_data, _MEMO_ID, _LINKABLE)
+            | (named & lines.keys()) | set(cluster_of_record.values())
+            | (before.ids_of_lines_with(*_BY_HUMAN) & lines.keys()))
+    rows = [json.loads(lines[c])["row"] for c in sorted(redo)]
+    conflicts, agreement_info = _link_and_apply_humans(rows, humans, cluster_of_record)
+
+    after = dict(before.rows)
+    for cluster_id in vanished:
+        del after[cluster_id]
+    after.update((r["cluster_id"], csv_line(SCREENING_COLUMNS, r)) for r in rows)
+    run.write_bytes("screening.csv", b"\n".join(
+        [_SCREENING_HEADER, *map(after.__getitem__, sorted(after))]) + b"\n")
+    store.carry_rows("screening", since.run_id, run.run_id, "cluster_id",
+                     map(_store_row, rows), dropped=vanished)
+    old = {c: before.row(c) for c in (redo | vanished) & before.rows.keys()}
+    store.append_decisions(run.run_id, (
+        _log_entry(r) for r in rows if r["cluster_id"] in changed or _changed(r, old)))
+    tally = Counter({k: previous[k] for k in _COUNTED})
+    tally.subtract(_tally(old.values()))
+    tally.update(_tally(rows))
+    return _Screened(tally, conflicts, agreement_info, len(todo), sorted(changed))
+
+
+def _decide_all(records: list[dict[str, Any]], protocol: Protocol, model: Any,
+                threshold: float) -> list[dict[str, Any]]:
+    scores = model.predict_proba([f"{c.get('title') or ''} {c.get('abstract') or ''}"
+                                  for c in records]) if records else []
+    return [decide(record, protocol, p_text=float(p), threshold=threshold, model=model.version)
+            for record, p in zip(records, scores, strict=True)]
+
+
+def _link_and_apply_humans(rows: list[dict[str, Any]], humans: list[HumanDecision],
+                           cluster_of_record: dict[str, str]
+                           ) -> tuple[list[dict], dict[str, Any]]:
+    """Study links, duplicate publications, then the humans; rows stay sorted by cluster."""
+    apply_study_links(rows)
+    flag_duplicate_publications(rows)
+    for row in rows:
+        row["machine_decision"], row["machine_reason"] = row["decision"], row["reason"]
+    conflicts, agreement_info = apply_humans(rows, humans, cluster_of_record)
+    rows.sort(key=lambda r: r["cluster_id"])
+    return conflicts, agreement_info
+
+
+def canonical_line_id(line: bytes) -> str | None:
+    """The cluster id of a line of ``canonical.jsonl``."""
+    match = _CANONICAL_ID.search(line)
+    return match.group(1).decode() if match else None
+
+
+def _clusters_of_records(run: Run, record_ids: set[str]) -> dict[str, str]:
+    """``record_id -> cluster_id`` from ``clusters.csv`` for a few record ids (found by text
+    search, not by reading every row)."""
+    if not record_ids:
+        return {}
+    data = run.require("clusters.csv", "dedupe").read_bytes()
+    columns = ["record_id", "cluster_id", "study_id"]
+    out = {}
+    for record_id in record_ids:
+        start = data.find(b"\n" + csv_line(["record_id"], {"record_id": record_id}) + b",")
+        if start >= 0:
+            line = data[start + 1:data.index(b"\n", start + 1)]
+            out[record_id] = parse_csv_line(columns, line)["cluster_id"]
+    return out
+
+
+def _store_row(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (r["cluster_id"], r["decision"], r["reason"], r["design"], r["p_rct"],
+            r["decided_by"], r["evidence"])
+
+
+def _log_entry(r: dict[str, Any]) -> dict[str, Any]:
+    return {"subject": r["cluster_id"], "stage": "screen", "decision": r["decision"],
+            "reason": r["reason"], "evidence": r["evidence"],
+            "actor": r["decided_by"] if r["decided_by"].startswith(("human", "conflict"))
+            else f"{r['decided_by']} p_rct={r['p_rct']}", "inputs_sha256": r["_inputs"]}
+
+
+def _tally(rows: Iterable[dict[str, Any]]) -> Counter[str]:
+    """What rows add to the stage's counts (the keys of ``_COUNTED``, and others)."""
+    tally: Counter[str] = Counter()
+    for row in rows:
+        tally["screened"] += 1
+        tally[row["decision"]] += 1
+        tally[f"excluded_{row['reason']}"] += 1
+        tally["human_decisions"] += row["decided_by"].startswith("human")
+    return tally

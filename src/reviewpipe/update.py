@@ -40,7 +40,7 @@ OVERLAP_DAYS = 7
 # Stages that take ``since``: only the clusters whose canonical record changed (those new
 # records joined or formed) are screened and extracted again, the rest carried forward; merges
 # and verdicts the previous run logged are not logged again.
-INCREMENTAL_STAGES = ("dedupe", "screen", "extract")
+INCREMENTAL_STAGES = ("dedupe", "screen", "extract", "report")
 UPDATE_SOURCE = "pubmed-update"
 NEEDS_HUMAN_EXIT = 3
 WATCHED = {"RetractionIn": "retracted", "RetractionOf": "is a retraction notice",
