@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import mmap
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ from reviewpipe.dedupe_update import (
     index_text,
 )
 from reviewpipe.errors import InputError
-from reviewpipe.memo import stage_key
+from reviewpipe.memo import find_line, stage_key
 from reviewpipe.protocol import Protocol
 from reviewpipe.records import Record
 from reviewpipe.runs import Run, StageResult
@@ -32,6 +33,9 @@ from reviewpipe.store import Store
 
 SOURCE_RANK = {"pubmed": 0}
 CANONICAL_CLUSTER_ID = re.compile(r'"cluster_id": "([^"]+)"')
+_CANONICAL_ID_BYTES = re.compile(CANONICAL_CLUSTER_ID.pattern.encode())
+# Up to this many clusters, load_canonical looks each one up instead of scanning the file.
+FEW = 256
 # Top-level keys of a JSON line (a key's quotes cannot occur unescaped inside a string value).
 _STUDY_ID = re.compile(r'"study_id": "([^"]+)"')
 _RECORD_ID = re.compile(r'"record_id": "([^"]+)"')
@@ -235,13 +239,26 @@ def best_record_json(row: dict[str, Any], best: Record) -> str:
 
 
 def load_canonical(run: Run, cluster_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """One canonical record (as a dict with cluster_id, study_id…) per cluster.
+    """One canonical record (as a dict with cluster_id, study_id…) per cluster, in cluster
+    order.
 
-    With ``cluster_ids``, only those clusters' lines are parsed (a few included studies out of
-    a large review cost a scan, not a parse, of the rest).
+    With ``cluster_ids``, only those clusters' lines are parsed; a few of them (the included
+    studies of a large review) are found by binary search in the file, which is sorted by
+    cluster id, so a few pages are read rather than the whole file.
     """
     path = run.require("canonical.jsonl", "dedupe")
     wanted = None if cluster_ids is None else set(cluster_ids)
+    if wanted is not None and len(wanted) <= FEW:
+        if not wanted:
+            return []
+        out = []
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                                  access=mmap.ACCESS_READ) as data:
+            for cluster_id in sorted(wanted):
+                line = find_line(data, cluster_id, canonical_line_id)
+                if line is not None:
+                    out.append(json.loads(line))
+        return out
     out = []
     with path.open(encoding="utf-8") as handle:
         for line in handle:
@@ -254,6 +271,12 @@ def load_canonical(run: Run, cluster_ids: Iterable[str] | None = None) -> list[d
                     continue
             out.append(json.loads(line))
     return out
+
+
+def canonical_line_id(line: bytes) -> str | None:
+    """The cluster id of a line of ``canonical.jsonl``."""
+    match = _CANONICAL_ID_BYTES.search(line)
+    return match.group(1).decode() if match else None
 
 
 def read_answers(path: Path) -> dict[frozenset[str], str]:

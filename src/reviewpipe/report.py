@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import html
 import json
-import mmap
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reviewpipe.dedupe import load_canonical
+from reviewpipe.dedupe import canonical_line_id, load_canonical
 from reviewpipe.errors import MissingInput
 from reviewpipe.exports import (
     ASREVIEW_HEADER,
@@ -26,11 +25,11 @@ from reviewpipe.exports import (
     ris_entries,
     ris_entry,
 )
-from reviewpipe.memo import csv_rows, find_line, line_changes, stage_key
+from reviewpipe.memo import csv_rows, line_changes, stage_key
 from reviewpipe.prisma import prisma_counts
 from reviewpipe.protocol import Protocol
 from reviewpipe.runs import ReviewPaths, Run, StageResult, open_run
-from reviewpipe.screen import REASONS, ScreeningRows, canonical_line_id
+from reviewpipe.screen import REASONS, ScreeningRows
 from reviewpipe.store import Store
 
 # What the lines an update carries from the previous report are made by.
@@ -234,19 +233,12 @@ def _rebuilt(run: Run, since: Run) -> set[str] | None:
 
 
 def _canonical_records(run: Run, cluster_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The canonical records of a few clusters, each found by binary search (the lines are
-    sorted by cluster id) in the mapped file: a few pages are read, not the whole file."""
-    path = run.require("canonical.jsonl", "dedupe")
-    if not cluster_ids:
-        return {}
-    out = {}
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0,
-                                              access=mmap.ACCESS_READ) as data:
-        for cluster_id in cluster_ids:
-            line = find_line(data, cluster_id, canonical_line_id)
-            if line is None:
-                raise MissingInput(f"{path}: no canonical record of {cluster_id}")
-            out[cluster_id] = json.loads(line)
+    """The canonical records of a few clusters."""
+    out = {c["cluster_id"]: c for c in load_canonical(run, cluster_ids)}
+    missing = sorted(set(cluster_ids) - out.keys())
+    if missing:
+        raise MissingInput(f"{run.path('canonical.jsonl')}: no canonical record of "
+                           f"{', '.join(missing[:5])}")
     return out
 
 

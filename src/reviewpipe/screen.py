@@ -20,7 +20,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from reviewpipe.dedupe import CANONICAL_CLUSTER_ID, load_canonical
+from reviewpipe.dedupe import CANONICAL_CLUSTER_ID, canonical_line_id, load_canonical
 from reviewpipe.design import classify_design, text_model
 from reviewpipe.errors import InputError
 from reviewpipe.memo import (
@@ -371,7 +371,6 @@ def lines_with(data: bytes, key: re.Pattern[bytes], *patterns: re.Pattern[bytes]
 _SCREENING_HEADER = ",".join(SCREENING_COLUMNS).encode()
 _CSV_FIRST = re.compile(rb"([^,\n]*),")
 _MEMO_ID = re.compile(rb'\{"id": "([^"]*)"')
-_CANONICAL_ID = re.compile(CANONICAL_CLUSTER_ID.pattern.encode())
 # Memo rows whose verdict study links or duplicate-publication flags can change: decide()'s
 # inclusions and its other reports of a trial (see apply_study_links).
 _LINKABLE = re.compile("|".join(['"decision": "include"', *(
@@ -545,12 +544,6 @@ def _link_and_apply_humans(rows: list[dict[str, Any]], humans: list[HumanDecisio
     conflicts, agreement_info = apply_humans(rows, humans, cluster_of_record)
     rows.sort(key=lambda r: r["cluster_id"])
     return conflicts, agreement_info
-
-
-def canonical_line_id(line: bytes) -> str | None:
-    """The cluster id of a line of ``canonical.jsonl``."""
-    match = _CANONICAL_ID.search(line)
-    return match.group(1).decode() if match else None
 
 
 def _clusters_of_records(run: Run, record_ids: set[str]) -> dict[str, str]:
