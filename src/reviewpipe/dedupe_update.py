@@ -22,6 +22,7 @@ left, the update clusters every record instead (:func:`extend_clusters` returns 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import re
 from collections import Counter, defaultdict
@@ -52,63 +53,72 @@ from reviewpipe.records import Record
 from reviewpipe.runs import Run
 
 INDEX = "dedupe_index.json"
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 EXACT = ("pmid", "pmcid", "doi")
-_RECORD_ID = re.compile(r'"record_id": "([^"]+)"')
+EXACT_KEYS = (*EXACT, "abstract")
+# Between the record ids of a posting (a record id holding one is filed as a list).
+_SEPARATOR = "\t"
+_RECORD_ID = re.compile(rb'"record_id": "([^"]+)"')
 
 
 def build_index(records: list[Record], keys: list[PairKeys], cluster_of: dict[str, str],
                 key: str) -> dict[str, Any]:
     """The index an update matches new records against (``keys[i]`` belongs to
     ``records[i]``)."""
+    index: dict[str, Any] = {"format": INDEX_FORMAT, "key": key, "words": {},
+                             "citations": {}, "exact": {name: {} for name in EXACT_KEYS},
+                             "registrations": {}}
+    _add(index, records, keys, cluster_of)
+    return index
+
+
+def _add(index: dict[str, Any], records: list[Record], keys: list[PairKeys],
+         cluster_of: dict[str, str]) -> None:
+    """Add records (and their keys) to the index."""
     words: dict[str, list[str]] = defaultdict(list)
     citations: dict[str, list[str]] = defaultdict(list)
-    exact: dict[str, dict[str, str]] = {name: {} for name in (*EXACT, "abstract")}
-    ids: dict[str, list[set[str]]] = {}
     registrations: dict[str, set[str]] = defaultdict(set)
-    for record, k in sorted(zip(records, keys, strict=True), key=lambda rk: rk[0].record_id):
-        _add(record, k, cluster_of[record.record_id], words, citations, exact, ids,
-             registrations)
-    return _index(key, words, citations, exact, ids, registrations)
-
-
-def _add(record: Record, k: PairKeys, cluster_id: str, words: dict[str, list[str]],
-         citations: dict[str, list[str]], exact: dict[str, dict[str, str]],
-         ids: dict[str, list[set[str]]], registrations: dict[str, set[str]]) -> None:
-    """Add one record to the index's parts (records come in record_id order)."""
-    rid = record.record_id
-    for word in block_words(k):
-        words[word].append(rid)
-    if (cite := citation_key(k)) is not None:
-        citations[_cite(cite)].append(rid)
-    for name in EXACT:
-        if value := getattr(record, name):
+    exact = index["exact"]
+    for record, k in zip(records, keys, strict=True):
+        rid = record.record_id
+        for word in block_words(k):
+            words[word].append(rid)
+        if (cite := citation_key(k)) is not None:
+            citations[_cite(cite)].append(rid)
+        for name, value in _exact_values(record):
             held = exact[name].get(value)
             exact[name][value] = rid if held is None else min(held, rid)
-    if (digest := abstract_key(record)) is not None:
-        held = exact["abstract"].get(digest)
-        exact["abstract"][digest] = rid if held is None else min(held, rid)
-    if k.doi or k.pmid:
-        mine = ids.setdefault(cluster_id, [set(), set()])
-        mine[0].update([k.doi] if k.doi else [])
-        mine[1].update([k.pmid] if k.pmid else [])
-    for reg in trial_registrations(record):
-        registrations[reg].add(cluster_id)
+        for reg in trial_registrations(record):
+            registrations[reg].add(cluster_of[rid])
+    for part, added in (("words", words), ("citations", citations)):
+        for name, ids in added.items():
+            _set_postings(index, part, name, [*postings(index, part, name), *ids])
+    for reg, clusters in registrations.items():
+        index["registrations"][reg] = sorted({*index["registrations"].get(reg, ()),
+                                              *clusters})
+
+
+def _exact_values(record: Record) -> list[tuple[str, str]]:
+    values = [(name, getattr(record, name)) for name in EXACT]
+    values.append(("abstract", abstract_key(record)))
+    return [(name, value) for name, value in values if value]
+
+
+def postings(index: dict[str, Any], part: str, name: str) -> list[str]:
+    """The record ids filed under a title word or citation key."""
+    value = index[part].get(name, ())
+    return value.split(_SEPARATOR) if isinstance(value, str) else list(value)
+
+
+def _set_postings(index: dict[str, Any], part: str, name: str, ids: list[str]) -> None:
+    # One string per word rather than a JSON list: the index loads several times faster.
+    ids = sorted(set(ids))
+    joinable = not any(_SEPARATOR in rid for rid in ids)
+    index[part][name] = _SEPARATOR.join(ids) if joinable else ids
 
 
 def _cite(key: tuple[str, int, str]) -> str:
     return f"{key[0]}\t{key[1]}\t{key[2]}"
-
-
-def _index(key: str, words: dict[str, list[str]], citations: dict[str, list[str]],
-           exact: dict[str, dict[str, str]], ids: dict[str, Any],
-           registrations: dict[str, Any]) -> dict[str, Any]:
-    return {"format": INDEX_FORMAT, "key": key,
-            "words": {w: sorted(set(v)) for w, v in words.items()},
-            "citations": {c: sorted(set(v)) for c, v in citations.items()},
-            "exact": exact,
-            "ids": {cid: [sorted(d), sorted(p)] for cid, (d, p) in ids.items()},
-            "registrations": {r: sorted(c) for r, c in registrations.items()}}
 
 
 def index_text(index: dict[str, Any]) -> str:
@@ -151,16 +161,20 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
     index = read_index(since, key)
     if index is None:
         return None
-    old_lines = _lines(since.require("records.jsonl", "search"))
-    lines = _lines(run.require("records.jsonl", "search"))
-    known = set(old_lines)
-    added = [line for line in lines if line not in known]
-    if len(lines) - len(added) != len(old_lines):
-        return None
     cluster_of, previous_study = _previous_clusters(since)
+    lines = _lines(run.require("records.jsonl", "search"))
+    ids = [_record_id(line) for line in lines]
+    added = [line for line, rid in zip(lines, ids, strict=True) if rid not in cluster_of]
+    if not _unchanged(since, [line for line, rid in zip(lines, ids, strict=True)
+                              if rid in cluster_of], len(cluster_of)):
+        return None
     new = [Record.from_json(line) for line in added]
     new_keys = [pair_keys(r) for r in new]
     wanted = _candidates(index, new, new_keys, answers, cluster_of)
+    # Every record of a cluster a new one could join: the DOIs and PMIDs of all of them decide
+    # whether a rule may join it (as in a full run).
+    touched = {cluster_of[rid] for rid in wanted}
+    wanted.update(rid for rid, cid in cluster_of.items() if cid in touched)
     parsed = {r.record_id: r for r in new}
     parsed.update((rid, Record.from_json(_find(lines, rid))) for rid in wanted)
     order = sorted(parsed)
@@ -170,7 +184,7 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
     is_new = np.array([rid not in cluster_of for rid in order], dtype=bool)
 
     decider = Decider(records, keys)
-    _join_old_clusters(decider, index, cluster_of)
+    _join_old_clusters(decider, cluster_of)
     decider.apply_answers(answers)
     _exact_keys(records, keys, decider.forest, decider.join, decider.queue)
     decider.decide(_candidate_pairs(keys, decider.forest, *_blocks(index, order, keys, is_new),
@@ -196,11 +210,22 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
                      previous_study=previous_study)
 
 
-def _lines(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
+def _lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().split(b"\n") if line]
 
 
-def _find(lines: list[str], record_id: str) -> str:
+def _unchanged(since: Run, old: list[bytes], expected: int) -> bool:
+    """Whether ``old`` are ``since``'s records.jsonl lines, all of them and unchanged."""
+    if len(old) != expected:
+        return False
+    digest = since.manifest.get("artifacts", {}).get("records.jsonl")
+    text = b"".join(line + b"\n" for line in old)
+    if digest:  # the hash the run recorded: no need to read its file again
+        return hashlib.sha256(text).hexdigest() == digest
+    return text == since.require("records.jsonl", "search").read_bytes()
+
+
+def _find(lines: list[bytes], record_id: str) -> bytes:
     """The line of ``record_id`` in a records.jsonl sorted by record id."""
     at = bisect.bisect_left(lines, record_id, key=_record_id)
     if at == len(lines) or _record_id(lines[at]) != record_id:
@@ -208,9 +233,9 @@ def _find(lines: list[str], record_id: str) -> str:
     return lines[at]
 
 
-def _record_id(line: str) -> str:
+def _record_id(line: bytes) -> str:
     match = _RECORD_ID.search(line)
-    return match.group(1) if match else ""
+    return match.group(1).decode("utf-8") if match else ""
 
 
 def _previous_clusters(since: Run) -> tuple[dict[str, str], dict[str, str]]:
@@ -244,9 +269,9 @@ def _candidates(index: dict[str, Any], new: list[Record], new_keys: list[PairKey
     for k in new_keys:
         for word in rare_words(block_words(k), frequency):
             if frequency[word] <= MAX_BLOCK:
-                wanted.update(index["words"].get(word, ()))
+                wanted.update(postings(index, "words", word))
         if (cite := citation_key(k)) is not None:
-            wanted.update(index["citations"].get(_cite(cite), ()))
+            wanted.update(postings(index, "citations", _cite(cite)))
     for pair in answers:
         wanted.update(rid for rid in pair if rid in cluster_of)
     return wanted
@@ -255,7 +280,7 @@ def _candidates(index: dict[str, Any], new: list[Record], new_keys: list[PairKey
 def _frequency(index: dict[str, Any], new_keys: list[PairKeys]) -> dict[str, int]:
     """How many records (old and new) have each title word of a new record."""
     counts = Counter(w for k in new_keys for w in block_words(k))
-    return {w: n + len(index["words"].get(w, ())) for w, n in counts.items()}
+    return {w: n + len(postings(index, "words", w)) for w, n in counts.items()}
 
 
 def _blocks(index: dict[str, Any], order: list[str], keys: list[PairKeys], is_new: np.ndarray
@@ -270,34 +295,25 @@ def _blocks(index: dict[str, Any], order: list[str], keys: list[PairKeys], is_ne
         for word in rare_words(block_words(keys[i]), frequency):
             if frequency[word] <= MAX_BLOCK:
                 words[word].add(i)
-                words[word].update(at[rid] for rid in index["words"].get(word, ()))
+                words[word].update(at[rid] for rid in postings(index, "words", word))
         if (cite := citation_key(keys[i])) is not None:
             citations[_cite(cite)].add(i)
-            citations[_cite(cite)].update(at[rid] for rid in index["citations"].get(
-                _cite(cite), ()))
+            citations[_cite(cite)].update(
+                at[rid] for rid in postings(index, "citations", _cite(cite)))
     return ([sorted(words[w]) for w in sorted(words)],
             [sorted(citations[c]) for c in sorted(citations)])
 
 
-def _join_old_clusters(decider: Decider, index: dict[str, Any],
-                       cluster_of: dict[str, str]) -> None:
-    """Join the old records that share a cluster, silently (the merge was logged when it was
-    made), and give each old cluster the DOIs and PMIDs of all its records."""
-    forest = decider.forest
+def _join_old_clusters(decider: Decider, cluster_of: dict[str, str]) -> None:
+    """Join the old records that share a cluster, silently: the merges were logged when they
+    were made. The forest then holds each old cluster's DOIs and PMIDs, as in a full run."""
     first: dict[str, int] = {}
     for i, rid in enumerate(decider.ids):
         if rid in cluster_of:
-            cluster_id = cluster_of[rid]
-            if cluster_id in first:
-                forest.union(first[cluster_id], i)
+            if cluster_of[rid] in first:
+                decider.forest.union(first[cluster_of[rid]], i)
             else:
-                first[cluster_id] = i
-    for cluster_id, i in first.items():
-        root = forest.find(i)
-        forest.ids.pop(root, None)
-        if cluster_id in index["ids"]:
-            dois, pmids = index["ids"][cluster_id]
-            forest.ids[root] = (set(dois), set(pmids))
+                first[cluster_of[rid]] = i
 
 
 def _assign(decider: Decider, cluster_of: dict[str, str], is_new: np.ndarray
@@ -333,47 +349,12 @@ def _assign(decider: Decider, cluster_of: dict[str, str], is_new: np.ndarray
 
 def _update_index(index: dict[str, Any], new: list[Record], new_keys: list[PairKeys],
                   cluster_of: dict[str, str], into: dict[str, str]) -> dict[str, Any]:
-    """The index with the new records added and merged clusters' entries combined; the
-    same as :func:`build_index` over all records."""
-    touched: dict[str, set[str]] = {"words": set(), "citations": set(), "ids": set()}
-    ids = index["ids"]
-    for gone, keep in sorted(into.items()):
-        if gone in ids:
-            mine = ids.setdefault(keep, [[], []])
-            dois, pmids = ids.pop(gone)
-            mine[0] += dois
-            mine[1] += pmids
-            touched["ids"].add(keep)
+    """The index with the new records added and merged clusters renamed; the same as
+    :func:`build_index` over all records."""
     if into:
         index["registrations"] = {reg: sorted({into.get(c, c) for c in clusters})
                                   for reg, clusters in index["registrations"].items()}
-    for record, k in sorted(zip(new, new_keys, strict=True), key=lambda rk: rk[0].record_id):
-        rid, cluster_id = record.record_id, cluster_of[record.record_id]
-        for word in block_words(k):
-            index["words"].setdefault(word, []).append(rid)
-            touched["words"].add(word)
-        if (cite := citation_key(k)) is not None:
-            index["citations"].setdefault(_cite(cite), []).append(rid)
-            touched["citations"].add(_cite(cite))
-        exact = index["exact"]
-        for name, value in [*((n, getattr(record, n)) for n in EXACT),
-                            ("abstract", abstract_key(record))]:
-            if value:
-                held = exact[name].get(value)
-                exact[name][value] = rid if held is None else min(held, rid)
-        if k.doi or k.pmid:
-            mine = ids.setdefault(cluster_id, [[], []])
-            mine[0] += [k.doi] if k.doi else []
-            mine[1] += [k.pmid] if k.pmid else []
-            touched["ids"].add(cluster_id)
-        for reg in trial_registrations(record):
-            index["registrations"][reg] = sorted({*index["registrations"].get(reg, ()),
-                                                  cluster_id})
-    for part in ("words", "citations"):
-        for name in touched[part]:
-            index[part][name] = sorted(set(index[part][name]))
-    for cluster_id in touched["ids"]:
-        ids[cluster_id] = [sorted(set(ids[cluster_id][0])), sorted(set(ids[cluster_id][1]))]
+    _add(index, new, new_keys, cluster_of)
     return index
 
 
