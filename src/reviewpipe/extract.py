@@ -38,6 +38,7 @@ from reviewpipe.human_extraction import apply_human, read_human_extraction
 from reviewpipe.memo import inputs_hash, read_memo, stage_key, write_memo
 from reviewpipe.protocol import Protocol
 from reviewpipe.runs import Run, StageResult, sha256_file
+from reviewpipe.screen import included_clusters
 from reviewpipe.store import Store
 
 RULES = "rules:extract-v1"
@@ -156,8 +157,7 @@ def extract(protocol: Protocol, store: Store, run: Run, *, since: Run | None = N
     protocol and extraction code are unchanged keeps the rows ``since`` extracted
     (``extract_memo.jsonl``); the reviewers' extraction file is applied to all as always.
     """
-    included = {cluster_id for cluster_id, decision in run.read_columns(
-        "screening.csv", "screen", ("cluster_id", "decision")) if decision == "include"}
+    included = set(included_clusters(run))
     records = {rec["cluster_id"]: rec for rec in load_canonical(run, included)}
     fulltext_dir = store.path.parent / "fulltext"
     key = stage_key(protocol, _MEMO_MODULES)

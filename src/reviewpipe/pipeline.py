@@ -120,9 +120,9 @@ def fetch_fulltexts(store: Store, run: Run, environ: Mapping[str, str] | None = 
     from reviewpipe.dedupe import load_canonical
     from reviewpipe.entrez import EntrezConfig
     from reviewpipe.entrez_fetch import fetch_pmc_articles
+    from reviewpipe.screen import included_clusters
 
-    included = {cluster_id for cluster_id, decision in run.read_columns(
-        "screening.csv", "screen", ("cluster_id", "decision")) if decision == "include"}
+    included = included_clusters(run)
     pmcids = [c["pmcid"] for c in load_canonical(run, included) if c.get("pmcid")]
     if not pmcids:
         return 0

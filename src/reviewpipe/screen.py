@@ -355,6 +355,19 @@ class ScreeningRows:
         return lines_with(self.data, _CSV_FIRST, *patterns)
 
 
+_INCLUDED = re.compile(rb"\n([^,\n]*),include,")
+
+
+def included_clusters(run: Run) -> list[str]:
+    """The clusters ``run``'s screening included, in cluster order (a search of the file's
+    bytes when it holds a row per line; else read as CSV)."""
+    rows = ScreeningRows.read(run)
+    if rows is None:
+        return sorted(cluster_id for cluster_id, decision in run.read_columns(
+            "screening.csv", "screen", ("cluster_id", "decision")) if decision == "include")
+    return sorted(m.group(1).decode() for m in _INCLUDED.finditer(rows.data))
+
+
 def lines_with(data: bytes, key: re.Pattern[bytes], *patterns: re.Pattern[bytes]) -> set[str]:
     """The keys (``key`` matched at a line's start) of the lines of ``data`` that hold one
     of ``patterns`` (or, for one that starts with a newline, that it starts just before).

@@ -33,6 +33,7 @@ from reviewpipe.runs import (
     dumps,
     open_run,
 )
+from reviewpipe.screen import included_clusters
 from reviewpipe.search import extend_search, record_sources, search_sources
 from reviewpipe.store import Store
 
@@ -170,10 +171,8 @@ def _stages_with_new(protocol: Any, store: Store, run: Run, previous: Run,
 
 def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
     new_by_cluster: dict[str, list[str]] = {}
-    for record_id, cluster_id in run.read_columns("clusters.csv", "dedupe",
-                                                  ("record_id", "cluster_id")):
-        if record_id in new_ids:
-            new_by_cluster.setdefault(cluster_id, []).append(record_id)
+    for record_id, cluster_id in _clusters_of(run, new_ids):
+        new_by_cluster.setdefault(cluster_id, []).append(record_id)
     canonical = {c["cluster_id"]: c for c in load_canonical(run, new_by_cluster)}
     out = []
     for row in _rows_of(run.path("screening.csv"), new_by_cluster):
@@ -189,6 +188,25 @@ def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["needs_human"] != "yes", r["cluster_id"]))
 
 
+def _clusters_of(run: Run, record_ids: set[str]) -> list[tuple[str, str]]:
+    """``(record_id, cluster_id)`` of a few records, from clusters.csv (sorted by record id,
+    so each is found by binary search rather than by parsing every row)."""
+    from reviewpipe.memo import find_line
+
+    data = run.require("clusters.csv", "dedupe").read_bytes()
+    rows = data[data.find(b"\n") + 1:]
+    out = []
+    for record_id in sorted(record_ids):
+        line = find_line(rows, record_id, _first_field)
+        if line is not None:
+            out.append((record_id, next(csv.reader([line.decode("utf-8")]))[1]))
+    return out
+
+
+def _first_field(line: bytes) -> str:
+    return next(csv.reader([line.decode("utf-8")]))[0]
+
+
 def _rows_of(path: Path, cluster_ids: Mapping[str, Any]) -> list[dict[str, str]]:
     """The rows of a CSV artifact for the given clusters only (a dict for those alone)."""
     with path.open(encoding="utf-8", newline="") as handle:
@@ -202,8 +220,7 @@ def _rows_of(path: Path, cluster_ids: Mapping[str, Any]) -> list[dict[str, str]]
 def _watch(previous: Run, store: Store, entrez: Any, maxdate: str,
            fetch: Any) -> list[dict[str, str]]:
     """Re-fetch included PMIDs; flag retractions, errata, concerns and deletions."""
-    wanted = [cluster_id for cluster_id, decision in previous.read_columns(
-        "screening.csv", "screen", ("cluster_id", "decision")) if decision == "include"]
+    wanted = included_clusters(previous)
     included = {c["pmid"]: c["cluster_id"] for c in load_canonical(previous, wanted)
                 if c.get("pmid")}
     if not included:
