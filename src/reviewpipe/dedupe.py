@@ -121,7 +121,8 @@ OUTPUTS = ("clusters.csv", "merge_log.csv", "dedupe_review.csv", "study_links.cs
            "canonical.jsonl", INDEX)
 
 
-def _write(run: Run, result: Clustering, merges: Iterable[dict[str, Any]], lines: list[str],
+def _write(run: Run, result: Clustering, merges: Iterable[dict[str, Any]],
+           lines: list[str] | list[bytes],
            index: dict[str, Any]) -> None:
     cluster_of, study_of = result.cluster_of, result.study_of
     buffer = io.StringIO()
@@ -135,7 +136,9 @@ def _write(run: Run, result: Clustering, merges: Iterable[dict[str, Any]], lines
     run.write_csv("dedupe_review.csv", REVIEW_COLUMNS, result.queue)
     run.write_csv("study_links.csv", ["study_id", "cluster_id", "registration"],
                   sorted(result.study_links, key=lambda s: (s["study_id"], s["cluster_id"])))
-    run.write_text("canonical.jsonl", "".join(line + "\n" for line in lines))
+    # Lines as bytes: an update copies the previous file's unchanged lines without decoding.
+    run.write_bytes("canonical.jsonl", b"".join(
+        (line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n" for line in lines))
     run.write_text(INDEX, index_text(index))
 
 
@@ -167,11 +170,10 @@ def _write_extension(store: Store, run: Run, since: Run, extension: Extension,
     by_cluster: dict[str, list[Record]] = defaultdict(list)
     for record in extension.records.values():
         by_cluster[result.cluster_of[record.record_id]].append(record)
-    rebuilt = {cid: _canonical_line(cid, result.study_of[cid], members)
+    rebuilt = {cid: _canonical_line(cid, result.study_of[cid], members).encode("utf-8")
                for cid, members in by_cluster.items()}
-    with since.require("canonical.jsonl", "dedupe").open(encoding="utf-8") as handle:
-        lines = extended_lines((line.rstrip("\n") for line in handle), rebuilt,
-                               extension.removed | extension.changed, CANONICAL_CLUSTER_ID)
+    lines = extended_lines(since.require("canonical.jsonl", "dedupe").read_bytes(), rebuilt,
+                           extension.removed | extension.changed, _CANONICAL_ID_BYTES)
     merges = [*since.read_csv("merge_log.csv", "dedupe"), *result.merges]
     _write(run, result, merges, lines, extension.index)
     store.carry_rows("clusters", since.run_id, run.run_id, "record_id", (

@@ -26,7 +26,6 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -358,14 +357,14 @@ def _update_index(index: dict[str, Any], new: list[Record], new_keys: list[PairK
     return index
 
 
-def extended_lines(previous: Iterable[str], replaced: dict[str, str], removed: set[str],
-                   pattern: re.Pattern[str]) -> list[str]:
-    """``previous`` lines keyed by ``pattern``'s group, with ``replaced`` lines put in (new
-    keys included) and ``removed`` keys left out, in key order."""
+def extended_lines(previous: bytes, replaced: dict[str, bytes], removed: set[str],
+                   pattern: re.Pattern[bytes]) -> list[bytes]:
+    """The lines of ``previous`` keyed by ``pattern``'s group, with ``replaced`` lines put in
+    (new keys included) and ``removed`` keys left out, in key order."""
     out = {}
-    for line in previous:
+    for line in previous.split(b"\n"):
         match = pattern.search(line)
-        if match and match.group(1) not in removed:
-            out[match.group(1)] = line
+        if match and match.group(1).decode("utf-8") not in removed:
+            out[match.group(1).decode("utf-8")] = line
     out.update(replaced)
     return [out[k] for k in sorted(out)]

@@ -33,7 +33,7 @@ from reviewpipe.runs import (
     dumps,
     open_run,
 )
-from reviewpipe.screen import included_clusters
+from reviewpipe.screen import ScreeningRows, included_clusters
 from reviewpipe.search import extend_search, record_sources, search_sources
 from reviewpipe.store import Store
 
@@ -175,7 +175,7 @@ def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
         new_by_cluster.setdefault(cluster_id, []).append(record_id)
     canonical = {c["cluster_id"]: c for c in load_canonical(run, new_by_cluster)}
     out = []
-    for row in _rows_of(run.path("screening.csv"), new_by_cluster):
+    for row in _screening_rows(run, new_by_cluster):
         record = canonical.get(row["cluster_id"], {})
         out.append({
             "cluster_id": row["cluster_id"],
@@ -207,14 +207,12 @@ def _first_field(line: bytes) -> str:
     return next(csv.reader([line.decode("utf-8")]))[0]
 
 
-def _rows_of(path: Path, cluster_ids: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The rows of a CSV artifact for the given clusters only (a dict for those alone)."""
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        at = header.index("cluster_id")
-        return [dict(zip(header, row, strict=True)) for row in reader
-                if row[at] in cluster_ids]
+def _screening_rows(run: Run, cluster_ids: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The screening rows of a few clusters (only those parsed)."""
+    rows = ScreeningRows.read(run)
+    if rows is not None:
+        return [rows.row(c) for c in sorted(cluster_ids) if c in rows.rows]
+    return [r for r in run.read_csv("screening.csv", "screen") if r["cluster_id"] in cluster_ids]
 
 
 def _watch(previous: Run, store: Store, entrez: Any, maxdate: str,
