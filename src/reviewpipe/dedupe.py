@@ -183,7 +183,10 @@ def _write_extension(store: Store, run: Run, since: Run, extension: Extension,
     return _record(run, result, answers, {
         "carried_from": since.run_id, "new_records": len(extension.new),
         "clusters_changed": len(extension.changed), "clusters_merged": len(extension.removed),
-        "canonical_reused": len(lines) - len(rebuilt)})
+        "canonical_reused": len(lines) - len(rebuilt),
+        # Which canonical lines differ from the run before: screening need not compare them.
+        "changed_clusters": sorted(extension.changed),
+        "removed_clusters": sorted(extension.removed)})
 
 
 def _canonical_lines(records: list[Record], result: Clustering,
@@ -251,16 +254,7 @@ def load_canonical(run: Run, cluster_ids: Iterable[str] | None = None) -> list[d
     path = run.require("canonical.jsonl", "dedupe")
     wanted = None if cluster_ids is None else set(cluster_ids)
     if wanted is not None and len(wanted) <= FEW:
-        if not wanted:
-            return []
-        out = []
-        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0,
-                                                  access=mmap.ACCESS_READ) as data:
-            for cluster_id in sorted(wanted):
-                line = find_line(data, cluster_id, canonical_line_id)
-                if line is not None:
-                    out.append(json.loads(line))
-        return out
+        return [json.loads(line) for line in canonical_lines(run, wanted).values()]
     out = []
     with path.open(encoding="utf-8") as handle:
         for line in handle:
@@ -272,6 +266,23 @@ def load_canonical(run: Run, cluster_ids: Iterable[str] | None = None) -> list[d
                 if match is None or match.group(1) not in wanted:
                     continue
             out.append(json.loads(line))
+    return out
+
+
+def canonical_lines(run: Run, cluster_ids: Iterable[str]) -> dict[str, bytes]:
+    """The canonical.jsonl lines of a few clusters, in cluster order, each found by binary
+    search in the mapped file (sorted by cluster id); a cluster it lacks is left out."""
+    wanted = sorted(set(cluster_ids))
+    path = run.require("canonical.jsonl", "dedupe")
+    if not wanted or path.stat().st_size == 0:
+        return {}
+    out = {}
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                              access=mmap.ACCESS_READ) as data:
+        for cluster_id in wanted:
+            line = find_line(data, cluster_id, canonical_line_id)
+            if line is not None:
+                out[cluster_id] = line
     return out
 
 

@@ -20,7 +20,12 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from reviewpipe.dedupe import CANONICAL_CLUSTER_ID, canonical_line_id, load_canonical
+from reviewpipe.dedupe import (
+    CANONICAL_CLUSTER_ID,
+    canonical_line_id,
+    canonical_lines,
+    load_canonical,
+)
 from reviewpipe.design import classify_design, text_model
 from reviewpipe.errors import InputError
 from reviewpipe.memo import (
@@ -498,10 +503,7 @@ def _screen_update(protocol: Protocol, store: Store, run: Run, since: Run, key: 
                               (since.run_id,)).fetchone()[0]
     if stored != len(memo) or any(not isinstance(previous.get(k), int) for k in _COUNTED):
         return None
-    gone, added = line_changes(since.require("canonical.jsonl", "dedupe").read_bytes(),
-                               run.require("canonical.jsonl", "dedupe").read_bytes())
-    changed = {canonical_line_id(line): line for line in added}
-    vanished = {canonical_line_id(line) for line in gone} - changed.keys()
+    changed, vanished = _canonical_changes(run, since)
     if None in changed or None in vanished or not vanished <= memo.keys():
         return None
 
@@ -536,6 +538,21 @@ def _screen_update(protocol: Protocol, store: Store, run: Run, since: Run, key: 
     tally.subtract(_tally(old.values()))
     tally.update(_tally(rows))
     return _Screened(tally, conflicts, agreement_info, len(todo), sorted(changed))
+
+
+def _canonical_changes(run: Run, since: Run) -> tuple[dict[Any, bytes], set[Any]]:
+    """The canonical lines that are new or changed since ``since`` (by cluster id), and the
+    clusters gone: as dedupe recorded them when it built this run from ``since``, else by
+    comparing the two files."""
+    dedupe = run.manifest.get("stages", {}).get("dedupe", {})
+    if dedupe.get("carried_from") == since.run_id and "changed_clusters" in dedupe:
+        changed = canonical_lines(run, dedupe["changed_clusters"])
+        if len(changed) == len(dedupe["changed_clusters"]):
+            return dict(changed), set(dedupe["removed_clusters"])
+    gone, added = line_changes(since.require("canonical.jsonl", "dedupe").read_bytes(),
+                               run.require("canonical.jsonl", "dedupe").read_bytes())
+    changed = {canonical_line_id(line): line for line in added}
+    return changed, {canonical_line_id(line) for line in gone} - changed.keys()
 
 
 def _decide_all(records: list[dict[str, Any]], protocol: Protocol, model: Any,
