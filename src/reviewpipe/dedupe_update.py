@@ -21,13 +21,11 @@ left, the update clusters every record instead (:func:`extend_clusters` returns 
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +45,7 @@ from reviewpipe.clustering import (
     rare_words,
     trial_registrations,
 )
+from reviewpipe.memo import find_line
 from reviewpipe.pair_rules import PairKeys, pair_keys
 from reviewpipe.records import Record
 from reviewpipe.runs import Run
@@ -161,13 +160,10 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
     if index is None:
         return None
     cluster_of, previous_study = _previous_clusters(since)
-    lines = _lines(run.require("records.jsonl", "search"))
-    ids = [_record_id(line) for line in lines]
-    added = [line for line, rid in zip(lines, ids, strict=True) if rid not in cluster_of]
-    if not _unchanged(since, [line for line, rid in zip(lines, ids, strict=True)
-                              if rid in cluster_of], len(cluster_of)):
+    lines = RecordLines.of_update(run, since, cluster_of)
+    if lines is None:
         return None
-    new = [Record.from_json(line) for line in added]
+    new = [Record.from_json(line) for line in lines.added]
     new_keys = [pair_keys(r) for r in new]
     wanted = _candidates(index, new, new_keys, answers, cluster_of)
     # Every record of a cluster a new one could join: the DOIs and PMIDs of all of them decide
@@ -175,7 +171,7 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
     touched = {cluster_of[rid] for rid in wanted}
     wanted.update(rid for rid, cid in cluster_of.items() if cid in touched)
     parsed = {r.record_id: r for r in new}
-    parsed.update((rid, Record.from_json(_find(lines, rid))) for rid in wanted)
+    parsed.update((rid, Record.from_json(lines.line(rid))) for rid in wanted)
     order = sorted(parsed)
     records = [parsed[rid] for rid in order]
     keys_of = {r.record_id: k for r, k in zip(new, new_keys, strict=True)}
@@ -202,15 +198,43 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
     members = [rid for rid, cid in cluster_of.items() if cid in changed]
     for rid in members:
         if rid not in parsed:
-            parsed[rid] = Record.from_json(_find(lines, rid))
+            parsed[rid] = Record.from_json(lines.line(rid))
     return Extension(clustering=clustering, new=sorted(r.record_id for r in new),
                      changed=changed, removed=removed,
                      records={rid: parsed[rid] for rid in members}, index=index,
                      previous_study=previous_study)
 
 
-def _lines(path: Path) -> list[bytes]:
-    return [line for line in path.read_bytes().split(b"\n") if line]
+class RecordLines:
+    """A run's records.jsonl lines, found by record id (the file is sorted by it), and the
+    lines of records the run before did not have."""
+
+    def __init__(self, data: bytes, added: list[bytes]) -> None:
+        self.data = data
+        self.added = added
+
+    @classmethod
+    def of_update(cls, run: Run, since: Run, cluster_of: dict[str, str]
+                  ) -> RecordLines | None:
+        """None unless every record of ``since`` is in ``run``, unchanged."""
+        data = run.require("records.jsonl", "search").read_bytes()
+        search = run.manifest.get("stages", {}).get("search", {})
+        if search.get("carried_from") == since.run_id and "new_records" in search:
+            # The search stage copied since's lines and added these: no need to read them.
+            lines = cls(data, [])
+            lines.added = [lines.line(rid) for rid in search["new_records"]]
+            return lines
+        ids_lines = [(_record_id(line), line) for line in data.split(b"\n") if line]
+        old = [line for rid, line in ids_lines if rid in cluster_of]
+        if not _unchanged(since, old, len(cluster_of)):
+            return None
+        return cls(data, [line for rid, line in ids_lines if rid not in cluster_of])
+
+    def line(self, record_id: str) -> bytes:
+        line = find_line(self.data, record_id, _record_id)
+        if line is None:
+            raise KeyError(f"records.jsonl has no record {record_id}")
+        return line
 
 
 def _unchanged(since: Run, old: list[bytes], expected: int) -> bool:
@@ -222,14 +246,6 @@ def _unchanged(since: Run, old: list[bytes], expected: int) -> bool:
     if digest:  # the hash the run recorded: no need to read its file again
         return hashlib.sha256(text).hexdigest() == digest
     return text == since.require("records.jsonl", "search").read_bytes()
-
-
-def _find(lines: list[bytes], record_id: str) -> bytes:
-    """The line of ``record_id`` in a records.jsonl sorted by record id."""
-    at = bisect.bisect_left(lines, record_id, key=_record_id)
-    if at == len(lines) or _record_id(lines[at]) != record_id:
-        raise KeyError(f"records.jsonl has no record {record_id}")
-    return lines[at]
 
 
 def _record_id(line: bytes) -> str:

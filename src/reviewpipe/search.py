@@ -111,7 +111,9 @@ def extend_search(store: Store, run: Run, review_id: str, previous: Run,
     run.write_bytes("records.jsonl", b"\n".join(json_out) + b"\n" if json_out else b"")
     store.carry_rows("records", previous.run_id, run.run_id, "record_id", (
         _store_row(r, text) for r, text in zip(new, texts, strict=True)))
-    return _finish_search(store, run, sources, live=live)
+    # What dedupe in an update needs to know: every other line is the previous run's.
+    return _finish_search(store, run, sources, live=live, carried_from=previous.run_id,
+                          new_records=[r.record_id for r in new])
 
 
 def record_sources(store: Store, run: Run) -> list[tuple[str, str | None]]:
@@ -142,7 +144,7 @@ def _write_all(store: Store, run: Run, review_id: str, previous: Run, new: list[
 
 
 def _finish_search(store: Store, run: Run, sources: list[dict[str, Any]], *,
-                   live: bool) -> tuple[str, ...]:
+                   live: bool, **info: Any) -> tuple[str, ...]:
     """The ``searches`` rows, the manifest's sources and the stage record."""
     store.replace_rows("searches", run.run_id, (
         (s["source"], s["database"], s.get("query"), s.get("translation"), s["count"],
@@ -153,7 +155,7 @@ def _finish_search(store: Store, run: Run, sources: list[dict[str, Any]], *,
     run.manifest["search"] = [_without_pmids(s) for s in sources]
     outputs = ("records.csv", "records.jsonl", "search.json")
     run.record_stage("search", counts={s["source"]: s["count"] for s in sources}, live=live,
-                     outputs=outputs)
+                     outputs=outputs, **info)
     return outputs
 
 
