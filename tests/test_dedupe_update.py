@@ -169,3 +169,16 @@ def test_changed_answers_or_records_cluster_everything_again(
         answers.unlink()
     store.close()
 
+
+
+def test_extended_lines_splices_sorted_lines() -> None:
+    from reviewpipe.dedupe_update import extended_lines
+
+    def key(line: bytes) -> str:
+        return line.split(b" ")[0].decode()
+
+    previous = b"b 1\nd 1\nf 1\n"
+    replaced = {"a": b"a 2", "d": b"d 2", "e": b"e 2", "z": b"z 2"}
+    assert extended_lines(previous, replaced, {"f"}, key) == b"a 2\nb 1\nd 2\ne 2\nz 2\n"
+    assert extended_lines(previous, {}, set(), key) == previous
+    assert extended_lines(b"", {"a": b"a 1"}, {"q"}, key) == b"a 1\n"

@@ -33,7 +33,7 @@ from reviewpipe.store import Store
 
 SOURCE_RANK = {"pubmed": 0}
 CANONICAL_CLUSTER_ID = re.compile(r'"cluster_id": "([^"]+)"')
-_CANONICAL_ID_BYTES = re.compile(CANONICAL_CLUSTER_ID.pattern.encode())
+_CANONICAL_ID = re.compile(CANONICAL_CLUSTER_ID.pattern.encode())
 # Up to this many clusters, load_canonical looks each one up instead of scanning the file.
 FEW = 256
 # Top-level keys of a JSON line (a key's quotes cannot occur unescaped inside a string value).
@@ -99,7 +99,8 @@ def dedupe(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
     logged = set() if since is None else {
         (m["record_a"], m["record_b"], m["rule"]) for m in since.read_csv("merge_log.csv",
                                                                            "dedupe")}
-    _write(run, result, result.merges, lines, index)
+    _write(run, result, result.merges, "".join(line + "\n" for line in lines).encode("utf-8"),
+           index)
     store.replace_rows("clusters", run.run_id, (
         (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())))
     _log_merges(store, run, [m for m in result.merges
@@ -121,8 +122,7 @@ OUTPUTS = ("clusters.csv", "merge_log.csv", "dedupe_review.csv", "study_links.cs
            "canonical.jsonl", INDEX)
 
 
-def _write(run: Run, result: Clustering, merges: Iterable[dict[str, Any]],
-           lines: list[str] | list[bytes],
+def _write(run: Run, result: Clustering, merges: Iterable[dict[str, Any]], canonical: bytes,
            index: dict[str, Any]) -> None:
     cluster_of, study_of = result.cluster_of, result.study_of
     buffer = io.StringIO()
@@ -136,9 +136,7 @@ def _write(run: Run, result: Clustering, merges: Iterable[dict[str, Any]],
     run.write_csv("dedupe_review.csv", REVIEW_COLUMNS, result.queue)
     run.write_csv("study_links.csv", ["study_id", "cluster_id", "registration"],
                   sorted(result.study_links, key=lambda s: (s["study_id"], s["cluster_id"])))
-    # Lines as bytes: an update copies the previous file's unchanged lines without decoding.
-    run.write_bytes("canonical.jsonl", b"".join(
-        (line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n" for line in lines))
+    run.write_bytes("canonical.jsonl", canonical)
     run.write_text(INDEX, index_text(index))
 
 
@@ -172,10 +170,10 @@ def _write_extension(store: Store, run: Run, since: Run, extension: Extension,
         by_cluster[result.cluster_of[record.record_id]].append(record)
     rebuilt = {cid: _canonical_line(cid, result.study_of[cid], members).encode("utf-8")
                for cid, members in by_cluster.items()}
-    lines = extended_lines(since.require("canonical.jsonl", "dedupe").read_bytes(), rebuilt,
-                           extension.removed | extension.changed, _CANONICAL_ID_BYTES)
+    text = extended_lines(since.require("canonical.jsonl", "dedupe").read_bytes(), rebuilt,
+                          extension.removed, canonical_line_id)
     merges = [*since.read_csv("merge_log.csv", "dedupe"), *result.merges]
-    _write(run, result, merges, lines, extension.index)
+    _write(run, result, merges, text, extension.index)
     store.carry_rows("clusters", since.run_id, run.run_id, "record_id", (
         (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())
         if cid in extension.changed))
@@ -183,7 +181,7 @@ def _write_extension(store: Store, run: Run, since: Run, extension: Extension,
     return _record(run, result, answers, {
         "carried_from": since.run_id, "new_records": len(extension.new),
         "clusters_changed": len(extension.changed), "clusters_merged": len(extension.removed),
-        "canonical_reused": len(lines) - len(rebuilt),
+        "canonical_reused": len(set(result.cluster_of.values())) - len(rebuilt),
         # Which canonical lines differ from the run before: screening need not compare them.
         "changed_clusters": sorted(extension.changed),
         "removed_clusters": sorted(extension.removed)})
@@ -288,7 +286,7 @@ def canonical_lines(run: Run, cluster_ids: Iterable[str]) -> dict[str, bytes]:
 
 def canonical_line_id(line: bytes) -> str | None:
     """The cluster id of a line of ``canonical.jsonl``."""
-    match = _CANONICAL_ID_BYTES.search(line)
+    match = _CANONICAL_ID.search(line)
     return match.group(1).decode() if match else None
 
 

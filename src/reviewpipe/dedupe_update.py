@@ -25,6 +25,7 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -374,13 +375,37 @@ def _update_index(index: dict[str, Any], new: list[Record], new_keys: list[PairK
 
 
 def extended_lines(previous: bytes, replaced: dict[str, bytes], removed: set[str],
-                   pattern: re.Pattern[bytes]) -> list[bytes]:
-    """The lines of ``previous`` keyed by ``pattern``'s group, with ``replaced`` lines put in
-    (new keys included) and ``removed`` keys left out, in key order."""
-    out = {}
-    for line in previous.split(b"\n"):
-        match = pattern.search(line)
-        if match and match.group(1).decode("utf-8") not in removed:
-            out[match.group(1).decode("utf-8")] = line
-    out.update(replaced)
-    return [out[k] for k in sorted(out)]
+                   key_of: Callable[[bytes], str | None]) -> bytes:
+    """``previous`` (lines sorted by ``key_of``, each ending in a newline) with the lines of
+    ``replaced`` put in at their places (a line of the same key replaced) and those of
+    ``removed`` keys taken out. Only the lines a binary search probes are read; the rest are
+    copied as they are."""
+    edits = sorted({**dict.fromkeys(removed), **replaced}.items())
+    out: list[bytes] = []
+    done = 0  # previous[:done] is in out
+    for key, line in edits:
+        at = _line_start(previous, key, key_of, done)
+        out.append(previous[done:at])
+        done = at
+        end = previous.find(b"\n", at) + 1
+        if end and key_of(previous[at:end - 1]) == key:
+            done = end  # the line of this key goes (or is replaced)
+        if line is not None:
+            out.append(line + b"\n")
+    out.append(previous[done:])
+    return b"".join(out)
+
+
+def _line_start(data: bytes, key: str, key_of: Callable[[bytes], str | None], lo: int) -> int:
+    """Where the first line of ``data[lo:]`` whose key is not below ``key`` starts."""
+    hi = len(data)
+    while lo < hi:
+        newline = data.rfind(b"\n", lo, (lo + hi) // 2)
+        start = lo if newline < 0 else newline + 1
+        end = data.find(b"\n", start) + 1
+        found = key_of(data[start:end - 1])
+        if found is not None and found < key:
+            lo = end
+        else:
+            hi = start
+    return lo
