@@ -27,7 +27,7 @@ from reviewpipe.errors import InputError
 from reviewpipe.memo import find_line, stage_key
 from reviewpipe.protocol import Protocol
 from reviewpipe.records import Record
-from reviewpipe.runs import Run, StageResult
+from reviewpipe.runs import Run, StageResult, csv_text
 from reviewpipe.search import load_records
 from reviewpipe.store import Store
 
@@ -99,8 +99,8 @@ def dedupe(protocol: Protocol, store: Store, run: Run, *, since: Run | None = No
     logged = set() if since is None else {
         (m["record_a"], m["record_b"], m["rule"]) for m in since.read_csv("merge_log.csv",
                                                                            "dedupe")}
-    _write(run, result, result.merges, "".join(line + "\n" for line in lines).encode("utf-8"),
-           index)
+    _write(run, result, _merge_log(result.merges),
+           "".join(line + "\n" for line in lines).encode("utf-8"), index)
     store.replace_rows("clusters", run.run_id, (
         (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())))
     _log_merges(store, run, [m for m in result.merges
@@ -122,7 +122,7 @@ OUTPUTS = ("clusters.csv", "merge_log.csv", "dedupe_review.csv", "study_links.cs
            "canonical.jsonl", INDEX)
 
 
-def _write(run: Run, result: Clustering, merges: Iterable[dict[str, Any]], canonical: bytes,
+def _write(run: Run, result: Clustering, merge_log: str | bytes, canonical: bytes,
            index: dict[str, Any]) -> None:
     cluster_of, study_of = result.cluster_of, result.study_of
     buffer = io.StringIO()
@@ -131,13 +131,43 @@ def _write(run: Run, result: Clustering, merges: Iterable[dict[str, Any]], canon
     writer.writerows((rid, cluster_of[rid], study_of[cluster_of[rid]])
                      for rid in sorted(cluster_of))
     run.write_text("clusters.csv", buffer.getvalue())
-    run.write_csv("merge_log.csv", MERGE_LOG_COLUMNS, sorted(
-        merges, key=lambda m: (m["record_a"], m["record_b"])))
+    run.write_bytes("merge_log.csv", merge_log if isinstance(merge_log, bytes)
+                    else merge_log.encode("utf-8"))
     run.write_csv("dedupe_review.csv", REVIEW_COLUMNS, result.queue)
     run.write_csv("study_links.csv", ["study_id", "cluster_id", "registration"],
                   sorted(result.study_links, key=lambda s: (s["study_id"], s["cluster_id"])))
     run.write_bytes("canonical.jsonl", canonical)
     run.write_text(INDEX, index_text(index))
+
+
+def _merge_log(merges: Iterable[dict[str, Any]]) -> str:
+    return csv_text(MERGE_LOG_COLUMNS, sorted(merges, key=_merge_order))
+
+
+def _merge_order(merge: dict[str, Any]) -> tuple[str, str]:
+    return (merge["record_a"], merge["record_b"])
+
+
+def _extended_merge_log(since: Run, merges: list[dict[str, Any]]) -> bytes:
+    """``since``'s merge log with ``merges`` put in at their places (its rows copied as
+    bytes; read as CSV only when a field is quoted, which a line-wise splice cannot place)."""
+    data = since.require("merge_log.csv", "dedupe").read_bytes()
+    if b'"' in data:
+        return _merge_log([*since.read_csv("merge_log.csv", "dedupe"), *merges]).encode("utf-8")
+    body = data.find(b"\n") + 1
+    new = {_MERGE_KEY.join(_merge_order(m)): csv_text(MERGE_LOG_COLUMNS, [m], header=False)
+           .encode("utf-8").removesuffix(b"\n") for m in merges}
+    return data[:body] + extended_lines(data[body:], new, set(), _merge_key)
+
+
+# Between record_a and record_b in a merge log row's sort key: below any character of an id,
+# so the joined keys sort as the (record_a, record_b) pairs do.
+_MERGE_KEY = "\x00"
+
+
+def _merge_key(line: bytes) -> str:
+    a, b, _ = line.decode("utf-8").split(",", 2)
+    return a + _MERGE_KEY + b
 
 
 def _log_merges(store: Store, run: Run, merges: list[dict[str, Any]]) -> None:
@@ -172,8 +202,7 @@ def _write_extension(store: Store, run: Run, since: Run, extension: Extension,
                for cid, members in by_cluster.items()}
     text = extended_lines(since.require("canonical.jsonl", "dedupe").read_bytes(), rebuilt,
                           extension.removed, canonical_line_id)
-    merges = [*since.read_csv("merge_log.csv", "dedupe"), *result.merges]
-    _write(run, result, merges, text, extension.index)
+    _write(run, result, _extended_merge_log(since, result.merges), text, extension.index)
     store.carry_rows("clusters", since.run_id, run.run_id, "record_id", (
         (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())
         if cid in extension.changed))
