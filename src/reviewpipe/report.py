@@ -26,7 +26,7 @@ from reviewpipe.exports import (
     ris_entry,
 )
 from reviewpipe.memo import csv_rows, line_changes, stage_key
-from reviewpipe.prisma import prisma_counts
+from reviewpipe.prisma import Tallies, prisma_counts, prisma_from
 from reviewpipe.protocol import Protocol
 from reviewpipe.runs import ReviewPaths, Run, StageResult, open_run
 from reviewpipe.screen import REASONS, ScreeningRows
@@ -159,7 +159,12 @@ def _parts_since(store: Store, run: Run, since: Run, search_info: dict[str, Any]
         return None
     ris = "\n".join(old_ris[c] if c in old_ris and c not in rebuilt else ris_entry(records[c])
                     for c in included)
-    counts = prisma_counts(search_info, *_prisma_rows(sources, now, groups, special))
+    counts = prisma_from(search_info, Tallies(
+        per_source=sources, clusters=len(now.rows),
+        verdicts=Counter({(d.decode(), r.decode(), bool(h)): n
+                          for (d, r, h), n in groups.items()}),
+        included=[row for row in special.values() if row["decision"] == "include"],
+        duplicate_reports=[row for row in special.values() if row["decision"] == "exclude"]))
     changes = _decision_changes({c: before.row(c) for c in changed & before.rows.keys()},
                                 {c: now.row(c) for c in changed & now.rows.keys()},
                                 since.run_id)
@@ -186,32 +191,6 @@ def _records_per_source(run: Run) -> Counter[str] | None:
     if sources.total() != expected or data.count(b"\n") != expected + 1:
         return None
     return Counter({source.decode(): n for source, n in sources.items()})
-
-
-def _prisma_rows(sources: Counter[str], now: ScreeningRows,
-                 groups: Counter[tuple[bytes, bytes, bytes]], special: dict[str, dict[str, str]]
-                 ) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
-    """Rows for :func:`prisma_counts` that give the counts every row gives.
-
-    It reads a record's source; a cluster's id (how many there are) and study; a screening
-    row's decision, reason and decided_by, and the cluster, study and report_of of included
-    and duplicate-report rows only. So the records are one shared row per source and the
-    other screening rows one shared row per (decision, reason, decided by a human).
-    """
-    records: list[dict[str, str]] = []
-    for source, n in sources.items():
-        records += [{"source": source}] * n
-    clusters = [{"cluster_id": c, "study_id": ""} for c in now.rows.keys() - special.keys()]
-    clusters += special.values()
-    groups = groups.copy()
-    for row in special.values():
-        groups[(row["decision"].encode(), row["reason"].encode(),
-                b"human" if row["decided_by"].startswith("human") else b"")] -= 1
-    screening = list(special.values())
-    for (decision, reason, human), n in groups.items():
-        screening += [{"decision": decision.decode(), "reason": reason.decode(),
-                       "decided_by": human.decode()}] * n
-    return records, clusters, screening
 
 
 def _rebuilt(run: Run, since: Run) -> set[str] | None:
