@@ -275,3 +275,20 @@ def test_parallel_classification_equals_serial() -> None:
     items = [(r["title"], r["abstract"], r["publication_types"])
              for r in (RCT, NECK, LASER, PROTOCOL_PAPER, REGISTRY, REVIEW_PAPER, CASE)] * 3
     assert classify_many(items, workers=2) == classify_many(items, workers=1)
+
+
+def test_included_clusters_reads_rows_with_line_breaks_too(tmp_path: Path) -> None:
+    from reviewpipe.runs import Run
+    from reviewpipe.screen import SCREENING_COLUMNS, included_clusters
+
+    run = Run(run_id="r", dir=tmp_path, manifest={"stages": {"screen": {"counts": {
+        "screened": 3}}}})
+    rows = [{"cluster_id": "C1", "decision": "include", "evidence": "one line"},
+            {"cluster_id": "C2", "decision": "exclude",
+             "evidence": "two lines\nC3,include,looks like a row"},
+            {"cluster_id": "C4", "decision": "include", "evidence": ""}]
+    run.write_csv("screening.csv", SCREENING_COLUMNS, rows)
+    assert included_clusters(run) == ["C1", "C4"]
+    rows[1]["evidence"] = "one line again"
+    run.write_csv("screening.csv", SCREENING_COLUMNS, rows)
+    assert included_clusters(run) == ["C1", "C4"]

@@ -364,13 +364,16 @@ _INCLUDED = re.compile(rb"\n([^,\n]*),include,")
 
 
 def included_clusters(run: Run) -> list[str]:
-    """The clusters ``run``'s screening included, in cluster order (a search of the file's
-    bytes when it holds a row per line; else read as CSV)."""
-    rows = ScreeningRows.read(run)
-    if rows is None:
-        return sorted(cluster_id for cluster_id, decision in run.read_columns(
-            "screening.csv", "screen", ("cluster_id", "decision")) if decision == "include")
-    return sorted(m.group(1).decode() for m in _INCLUDED.finditer(rows.data))
+    """The clusters ``run``'s screening included, in cluster order: a search of the file's
+    bytes when it holds a row per line (as many line ends as rows), else read as CSV."""
+    data = run.require("screening.csv", "screen").read_bytes()
+    screened = run.manifest.get("stages", {}).get("screen", {}).get("counts", {}).get(
+        "screened")
+    if data.startswith(_SCREENING_HEADER + b"\n") and data.count(b"\n") == (
+            screened + 1 if isinstance(screened, int) else -1):
+        return sorted(m.group(1).decode() for m in _INCLUDED.finditer(data))
+    return sorted(cluster_id for cluster_id, decision in run.read_columns(
+        "screening.csv", "screen", ("cluster_id", "decision")) if decision == "include")
 
 
 def lines_with(data: bytes, key: re.Pattern[bytes], *patterns: re.Pattern[bytes]) -> set[str]:
