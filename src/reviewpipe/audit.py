@@ -230,6 +230,9 @@ def rederive(paths: ReviewPaths, folder: Path) -> list[str]:
     if "screen" not in manifest.get("stages", {}):
         return []
     carried = manifest["stages"].get("dedupe", {}).get("carried_from")
+    if carried and not carried < folder.name:
+        # Run ids sort by time: an update builds on an earlier run, never on itself.
+        return [f"{folder.name}: says it updates run {carried}, which is not an earlier run"]
     if carried and not (paths.runs_dir / carried / "manifest.json").is_file():
         return [f"{folder.name}: an update of run {carried}, which is gone; cannot replay it"]
     copies = sorted((folder / "inputs").glob("*.toml")) if (folder / "inputs").is_dir() else []
@@ -262,10 +265,11 @@ def rederive(paths: ReviewPaths, folder: Path) -> list[str]:
             functions["dedupe"](protocol, store, run, since=since)
             functions["screen"](protocol, store, run, since=since)
             again = _decisions_by_members(run.dir)
+            # What a later update takes from this run without deciding it again.
+            problems = _machine_files_differ(folder, run.dir)
         finally:
             store.close()
     recorded = _decisions_by_members(folder)
-    problems: list[str] = []
     for members, (cluster_id, verdict) in sorted(recorded.items(), key=lambda kv: kv[1][0]):
         if members not in again:
             problems.append(f"{folder.name}: cluster {cluster_id} ({len(members)} records) is "
@@ -278,6 +282,45 @@ def rederive(paths: ReviewPaths, folder: Path) -> list[str]:
             problems.append(f"{folder.name}: re-derived cluster of {sorted(members)[0]} and "
                             f"{len(members) - 1} more is not in the run ({verdict})")
     return problems
+
+
+def _machine_files_differ(folder: Path, again: Path) -> list[str]:
+    """Differences between a run's screening memo and dedupe index and those re-derived (the
+    code's key aside): an update replays on them, so they are checked as decisions are."""
+    problems = []
+    recorded, derived = _memo_rows(folder), _memo_rows(again)
+    if recorded is not None and derived is not None:
+        for cluster_id in sorted(recorded.keys() | derived.keys()):
+            if recorded.get(cluster_id) != derived.get(cluster_id):
+                problems.append(f"{folder.name}: screen_memo.jsonl: cluster {cluster_id} "
+                                "differs from the machine verdict re-derived")
+    index, index_again = _index_body(folder), _index_body(again)
+    if index is not None and index_again is not None and index != index_again:
+        problems.append(f"{folder.name}: dedupe_index.json differs from the index re-derived "
+                        "from the run's records")
+    return problems
+
+
+def _memo_rows(folder: Path) -> dict[str, Any] | None:
+    from reviewpipe.screen import MEMO
+
+    path = folder / MEMO
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]  # after the code's key
+    return {entry["id"]: (entry["inputs"], entry["row"])
+            for entry in map(json.loads, filter(None, lines))}
+
+
+def _index_body(folder: Path) -> dict[str, Any] | None:
+    from reviewpipe.dedupe_update import INDEX
+
+    path = folder / INDEX
+    if not path.is_file():
+        return None
+    index = json.loads(path.read_text(encoding="utf-8"))
+    index.pop("key", None)
+    return index
 
 
 def _carried_from(paths: ReviewPaths, manifest: dict[str, Any]) -> Run | None:

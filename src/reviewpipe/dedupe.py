@@ -10,7 +10,7 @@ import json
 import mmap
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from reviewpipe.dedupe_update import (
 from reviewpipe.errors import InputError
 from reviewpipe.memo import find_line, stage_key
 from reviewpipe.protocol import Protocol
-from reviewpipe.records import Record
+from reviewpipe.records import Record, line_record_id
 from reviewpipe.runs import Run, StageResult, csv_text
 from reviewpipe.search import load_records
 from reviewpipe.store import Store
@@ -37,8 +37,7 @@ _CANONICAL_ID = re.compile(CANONICAL_CLUSTER_ID.pattern.encode())
 # Up to this many clusters, load_canonical looks each one up instead of scanning the file.
 FEW = 256
 # Top-level keys of a JSON line (a key's quotes cannot occur unescaped inside a string value).
-_STUDY_ID = re.compile(r'"study_id": "([^"]+)"')
-_RECORD_ID = re.compile(r'"record_id": "([^"]+)"')
+_STUDY_ID = re.compile(rb'"study_id": "([^"]+)"')
 DECISION_COLUMNS = ["record_a", "record_b", "answer", "reviewer", "note", "date"]
 # Scores of a rule merge: title (0-100), prefix (the title score came from a cut title or one
 # language's part), year_gap, and whether first author, journal, first page, volume and DOI
@@ -203,9 +202,14 @@ def _write_extension(store: Store, run: Run, since: Run, extension: Extension,
     text = extended_lines(since.require("canonical.jsonl", "dedupe").read_bytes(), rebuilt,
                           extension.removed, canonical_line_id)
     _write(run, result, _extended_merge_log(since, result.merges), text, extension.index)
-    store.carry_rows("clusters", since.run_id, run.run_id, "record_id", (
-        (rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items())
-        if cid in extension.changed))
+    rows = ((rid, cid, result.study_of[cid]) for rid, cid in sorted(result.cluster_of.items()))
+    stored = store.db.execute("SELECT COUNT(*) FROM clusters WHERE run_id = ?",
+                              (since.run_id,)).fetchone()[0]
+    if stored == len(result.cluster_of) - len(extension.new):
+        store.carry_rows("clusters", since.run_id, run.run_id, "record_id",
+                         (row for row in rows if row[1] in extension.changed))
+    else:  # the store lacks the previous run's rows (moved aside, say): write them all
+        store.replace_rows("clusters", run.run_id, rows)
     _log_merges(store, run, result.merges)
     return _record(run, result, answers, {
         "carried_from": since.run_id, "new_records": len(extension.new),
@@ -239,13 +243,13 @@ def _reusable_canonical(run: Run, since: Run, result: Clustering) -> dict[str, s
     """``since``'s canonical lines of clusters that are unchanged in ``run``: same id, same
     records with the same content, same study. A canonical line is a function of just these,
     so it is reused as it is instead of being built again."""
-    def lines_by(path: Path, pattern: re.Pattern[str]) -> dict[str, str]:
-        with path.open(encoding="utf-8") as handle:
-            return {m.group(1): line.rstrip("\n") for line in handle
-                    if (m := pattern.search(line))}
+    def lines_by(path: Path, key_of: Callable[[bytes], str | None]) -> dict[str, bytes]:
+        with path.open("rb") as handle:
+            return {key: line.rstrip(b"\n") for line in handle
+                    if (key := key_of(line)) is not None}
 
-    old_records = lines_by(since.require("records.jsonl", "search"), _RECORD_ID)
-    new_records = lines_by(run.require("records.jsonl", "search"), _RECORD_ID)
+    old_records = lines_by(since.require("records.jsonl", "search"), line_record_id)
+    new_records = lines_by(run.require("records.jsonl", "search"), line_record_id)
     members: dict[str, set[str]] = defaultdict(set)
     for row in since.read_csv("clusters.csv", "dedupe"):
         members[row["cluster_id"]].add(row["record_id"])
@@ -254,12 +258,14 @@ def _reusable_canonical(run: Run, since: Run, result: Clustering) -> dict[str, s
         now[cluster_id].add(record_id)
     out = {}
     for cluster_id, line in lines_by(since.require("canonical.jsonl", "dedupe"),
-                                     CANONICAL_CLUSTER_ID).items():
+                                     canonical_line_id).items():
         study = _STUDY_ID.search(line)
+        # A record missing on either side is never "unchanged" (None == None).
         if (now.get(cluster_id) == members.get(cluster_id) and study
-                and study.group(1) == result.study_of.get(cluster_id)
-                and all(old_records.get(r) == new_records.get(r) for r in now[cluster_id])):
-            out[cluster_id] = line
+                and study.group(1).decode() == result.study_of.get(cluster_id)
+                and all(r in old_records and old_records[r] == new_records.get(r)
+                        for r in now[cluster_id])):
+            out[cluster_id] = line.decode("utf-8")
     return out
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,16 +47,15 @@ from reviewpipe.clustering import (
 )
 from reviewpipe.memo import find_line
 from reviewpipe.pair_rules import PairKeys, pair_keys
-from reviewpipe.records import Record
+from reviewpipe.records import Record, line_record_id
 from reviewpipe.runs import Run
 
 INDEX = "dedupe_index.json"
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 EXACT = ("pmid", "pmcid", "doi")
 EXACT_KEYS = (*EXACT, "abstract")
 # Between the record ids of a posting (a record id holding one is filed as a list).
 _SEPARATOR = "\t"
-_RECORD_ID = re.compile(rb'"record_id": "([^"]+)"')
 
 
 def build_index(records: list[Record], keys: list[PairKeys], cluster_of: dict[str, str],
@@ -66,9 +64,25 @@ def build_index(records: list[Record], keys: list[PairKeys], cluster_of: dict[st
     ``records[i]``)."""
     index: dict[str, Any] = {"format": INDEX_FORMAT, "key": key, "words": {},
                              "citations": {}, "exact": {name: {} for name in EXACT_KEYS},
-                             "registrations": {}}
+                             "registrations": {}, "blocks": {}}
     _add(index, records, keys, cluster_of)
+    counts = {w: _count(index, w) for w in index["words"]}
+    blocks: dict[str, list[str]] = defaultdict(list)
+    for record, k in zip(records, keys, strict=True):
+        for word in rare_words(block_words(k), counts):
+            if counts[word] > MAX_BLOCK:
+                blocks[word].append(record.record_id)
+    for word, ids in blocks.items():
+        _set_postings(index, "blocks", word, ids)
     return index
+
+
+def _count(index: dict[str, Any], word: str) -> int:
+    """How many records have ``word`` in their title."""
+    value = index["words"].get(word)
+    if value is None:
+        return 0
+    return value.count(_SEPARATOR) + 1 if isinstance(value, str) else len(value)
 
 
 def _add(index: dict[str, Any], records: list[Record], keys: list[PairKeys],
@@ -166,7 +180,8 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
         return None
     new = [Record.from_json(line) for line in lines.added]
     new_keys = [pair_keys(r) for r in new]
-    wanted = _candidates(index, new, new_keys, answers, cluster_of)
+    blocks = _common_blocks(index, new, new_keys, lines)
+    wanted = _candidates(index, new, new_keys, answers, cluster_of, blocks)
     # Every record of a cluster a new one could join: the DOIs and PMIDs of all of them decide
     # whether a rule may join it (as in a full run).
     touched = {cluster_of[rid] for rid in wanted}
@@ -183,12 +198,12 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
     _join_old_clusters(decider, cluster_of)
     decider.apply_answers(answers)
     _exact_keys(records, keys, decider.forest, decider.join, decider.queue)
-    decider.decide(_candidate_pairs(keys, decider.forest, *_blocks(index, order, keys, is_new),
-                                    only=is_new))
+    decider.decide(_candidate_pairs(keys, decider.forest,
+                                    *_blocks(index, order, keys, is_new, blocks), only=is_new))
 
     changed, into = _assign(decider, cluster_of, is_new)
     removed = set(into)
-    index = _update_index(index, new, new_keys, cluster_of, into)
+    index = _update_index(index, new, new_keys, cluster_of, into, blocks)
     study_of, links = link_studies(set(cluster_of.values()), index["registrations"])
     changed |= {cid for cid, study in study_of.items() if previous_study.get(cid) != study}
     queue = questions([*since.read_csv("dedupe_review.csv", "dedupe"), *decider.queue],
@@ -250,8 +265,7 @@ def _unchanged(since: Run, old: list[bytes], expected: int) -> bool:
 
 
 def _record_id(line: bytes) -> str:
-    match = _RECORD_ID.search(line)
-    return match.group(1).decode("utf-8") if match else ""
+    return line_record_id(line) or ""
 
 
 def _previous_clusters(since: Run) -> tuple[dict[str, str], dict[str, str]]:
@@ -270,37 +284,95 @@ def _previous_clusters(since: Run) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _candidates(index: dict[str, Any], new: list[Record], new_keys: list[PairKeys],
-                answers: dict[frozenset[str], str], cluster_of: dict[str, str]) -> set[str]:
+                answers: dict[frozenset[str], str], cluster_of: dict[str, str],
+                blocks: dict[str, set[str]]) -> set[str]:
     """The old records a new one could be joined with: same exact key, a shared rare title
     word or citation key, or a reviewer's answer naming them."""
     wanted: set[str] = set()
     exact = index["exact"]
     for record in new:
-        for name in EXACT:
-            if (value := getattr(record, name)) and value in exact[name]:
+        for name, value in _exact_values(record):
+            if value in exact[name]:
                 wanted.add(exact[name][value])
-        if (digest := abstract_key(record)) is not None and digest in exact["abstract"]:
-            wanted.add(exact["abstract"][digest])
     frequency = _frequency(index, new_keys)
     for k in new_keys:
         for word in rare_words(block_words(k), frequency):
-            if frequency[word] <= MAX_BLOCK:
-                wanted.update(postings(index, "words", word))
+            wanted.update(_word_block(index, word, frequency, blocks))
         if (cite := citation_key(k)) is not None:
             wanted.update(postings(index, "citations", _cite(cite)))
     for pair in answers:
         wanted.update(rid for rid in pair if rid in cluster_of)
-    return wanted
+    return wanted & cluster_of.keys()
+
+
+def _word_block(index: dict[str, Any], word: str, frequency: dict[str, int],
+                blocks: dict[str, set[str]]) -> list[str]:
+    """The records a new record with ``word`` among its rarest words is paired with.
+
+    A full run pairs the records that have the word among their own rarest, unless more than
+    MAX_BLOCK do. Up to MAX_BLOCK records have the word at all: every one of them (a superset).
+    More: those that had it among their rarest when they were indexed (``blocks``).
+    """
+    if frequency[word] <= MAX_BLOCK:
+        return postings(index, "words", word)
+    members = blocks.get(word, set())
+    return sorted(members) if len(members) <= MAX_BLOCK else []
+
+
+def _common_blocks(index: dict[str, Any], new: list[Record], new_keys: list[PairKeys],
+                   lines: RecordLines) -> dict[str, set[str]]:
+    """For each title word of a new record that more than MAX_BLOCK records have: the records
+    (old and new) that have it among their rarest words. A word that passes MAX_BLOCK with this
+    update has its holders read to find them; for one that was past it, the index holds them
+    (as of when each record was indexed)."""
+    frequency = _frequency(index, new_keys)
+    out: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+
+    def count(word: str) -> int:
+        if word not in counts:
+            counts[word] = frequency.get(word) or _count(index, word)
+        return counts[word]
+
+    added = Counter(w for k in new_keys for w in block_words(k))
+    for word, n in sorted(frequency.items()):
+        if n <= MAX_BLOCK:
+            continue
+        if n - added[word] > MAX_BLOCK:
+            out[word] = set(postings(index, "blocks", word))
+        else:  # passes MAX_BLOCK now: which of its holders have it among their rarest?
+            out[word] = set()
+            for rid in postings(index, "words", word):
+                holder = pair_keys(Record.from_json(lines.line(rid)))
+                if word in rare_words(block_words(holder), _Counts(count)):
+                    out[word].add(rid)
+    for record, k in zip(new, new_keys, strict=True):
+        for word in rare_words(block_words(k), frequency):
+            if word in out:
+                out[word].add(record.record_id)
+    return out
+
+
+class _Counts(dict):  # type: ignore[type-arg]
+    """A mapping that counts a word on first use (for :func:`rare_words`)."""
+
+    def __init__(self, count: Callable[[str], int]) -> None:
+        super().__init__()
+        self.count = count
+
+    def __missing__(self, word: str) -> int:
+        self[word] = self.count(word)
+        return self[word]
 
 
 def _frequency(index: dict[str, Any], new_keys: list[PairKeys]) -> dict[str, int]:
     """How many records (old and new) have each title word of a new record."""
     counts = Counter(w for k in new_keys for w in block_words(k))
-    return {w: n + len(postings(index, "words", w)) for w, n in counts.items()}
+    return {w: n + _count(index, w) for w, n in counts.items()}
 
 
-def _blocks(index: dict[str, Any], order: list[str], keys: list[PairKeys], is_new: np.ndarray
-            ) -> tuple[list[list[int]], list[list[int]]]:
+def _blocks(index: dict[str, Any], order: list[str], keys: list[PairKeys], is_new: np.ndarray,
+            blocks: dict[str, set[str]]) -> tuple[list[list[int]], list[list[int]]]:
     """Each new record's rarest-word and citation blocks, with the old records in them."""
     at = {rid: i for i, rid in enumerate(order)}
     new_keys = [k for k, fresh in zip(keys, is_new, strict=True) if fresh]
@@ -309,9 +381,11 @@ def _blocks(index: dict[str, Any], order: list[str], keys: list[PairKeys], is_ne
     citations: dict[str, set[int]] = defaultdict(set)
     for i in np.nonzero(is_new)[0].tolist():
         for word in rare_words(block_words(keys[i]), frequency):
-            if frequency[word] <= MAX_BLOCK:
+            if members := _word_block(index, word, frequency, blocks):
                 words[word].add(i)
-                words[word].update(at[rid] for rid in postings(index, "words", word))
+                words[word].update(at[rid] for rid in members if rid in at)
+            elif frequency[word] <= MAX_BLOCK:
+                words[word].add(i)
         if (cite := citation_key(keys[i])) is not None:
             citations[_cite(cite)].add(i)
             citations[_cite(cite)].update(
@@ -364,13 +438,17 @@ def _assign(decider: Decider, cluster_of: dict[str, str], is_new: np.ndarray
 
 
 def _update_index(index: dict[str, Any], new: list[Record], new_keys: list[PairKeys],
-                  cluster_of: dict[str, str], into: dict[str, str]) -> dict[str, Any]:
-    """The index with the new records added and merged clusters renamed; the same as
-    :func:`build_index` over all records."""
+                  cluster_of: dict[str, str], into: dict[str, str],
+                  blocks: dict[str, set[str]]) -> dict[str, Any]:
+    """The index with the new records added and merged clusters renamed: what
+    :func:`build_index` over all records gives, but for the common words' blocks, which keep
+    the old records that had a word among their rarest when they were indexed."""
     if into:
         index["registrations"] = {reg: sorted({into.get(c, c) for c in clusters})
                                   for reg, clusters in index["registrations"].items()}
     _add(index, new, new_keys, cluster_of)
+    for word, ids in blocks.items():
+        _set_postings(index, "blocks", word, list(ids))
     return index
 
 

@@ -163,5 +163,20 @@ def content_hash(*parts: Any, length: int = 12) -> str:
     return digest.hexdigest()[:length]
 
 
+# A records.jsonl line's record_id as JSON wrote it (escapes kept); a key's quotes cannot occur
+# unescaped inside a string value, so the first match is the key.
+_JSON_RECORD_ID = re.compile(rb'"record_id": "((?:[^"\\]|\\.)*)"')
+
+
+def line_record_id(line: bytes) -> str | None:
+    """The record_id of a records.jsonl line without parsing the line (ids may hold quotes or
+    backslashes, which JSON escapes)."""
+    match = _JSON_RECORD_ID.search(line)
+    if match is None:
+        return None
+    value = match.group(1)
+    return json.loads(b'"' + value + b'"') if b"\\" in value else value.decode("utf-8")
+
+
 def make_record_id(source: str, source_id: str) -> str:
     return f"{source}:{source_id}"
