@@ -28,7 +28,7 @@ from reviewpipe.exports import (
 from reviewpipe.memo import csv_rows, line_changes, stage_key
 from reviewpipe.prisma import Tallies, prisma_counts, prisma_from
 from reviewpipe.protocol import Protocol
-from reviewpipe.runs import ReviewPaths, Run, StageResult, open_run
+from reviewpipe.runs import Run, StageResult, open_run_folder
 from reviewpipe.screen import REASONS, ScreeningRows
 from reviewpipe.store import Store
 
@@ -494,11 +494,9 @@ def _previous_run(store: Store, run: Run) -> Run | None:
         "ORDER BY run_id DESC LIMIT 1", (run.run_id,)).fetchone()
     if not row:
         return None
-    paths = ReviewPaths(root=run.dir.parent.parent.parent.parent.parent,
-                        review_id=run.manifest.get("review", ""))
-    try:
-        return open_run(paths, row[0])
-    except Exception:  # a deleted or foreign run folder: nothing to compare
+    try:  # run folders are siblings in the review's runs/ folder
+        return open_run_folder(run.dir.parent / row[0])
+    except (MissingInput, OSError, ValueError, KeyError):  # deleted or foreign: no comparison
         return None
 
 

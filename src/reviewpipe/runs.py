@@ -197,6 +197,11 @@ def open_run(paths: ReviewPaths, run_id: str | None = None) -> Run:
                 f"{paths.review_id}` (or `reviewpipe run`) first."
             )
         folder = paths.latest.resolve()
+    return open_run_folder(folder)
+
+
+def open_run_folder(folder: Path) -> Run:
+    """The run in ``folder`` (a sibling of another run: ``run.dir.parent / run_id``)."""
     manifest_path = folder / "manifest.json"
     if not manifest_path.exists():
         raise MissingInput(f"{folder}: not a run folder (no manifest.json)")
