@@ -24,7 +24,7 @@ from reviewpipe.dedupe_update import (
     index_text,
 )
 from reviewpipe.errors import InputError
-from reviewpipe.memo import find_line, stage_key
+from reviewpipe.memo import csv_line, find_line, parse_csv_line, stage_key
 from reviewpipe.protocol import Protocol
 from reviewpipe.records import Record, line_record_id
 from reviewpipe.runs import Run, StageResult, csv_text
@@ -299,6 +299,23 @@ def load_canonical(run: Run, cluster_ids: Iterable[str] | None = None) -> list[d
                 if match is None or match.group(1) not in wanted:
                     continue
             out.append(json.loads(line))
+    return out
+
+
+def clusters_of_records(run: Run, record_ids: Iterable[str]) -> dict[str, str]:
+    """``record_id -> cluster_id`` from ``clusters.csv`` for a few record ids (each found by a
+    text search for its row, not by reading every row)."""
+    wanted = set(record_ids)
+    if not wanted:
+        return {}
+    data = run.require("clusters.csv", "dedupe").read_bytes()
+    out = {}
+    for record_id in sorted(wanted):
+        start = data.find(b"\n" + csv_line(["record_id"], {"record_id": record_id}) + b",")
+        if start >= 0:
+            line = data[start + 1:data.index(b"\n", start + 1)]
+            out[record_id] = parse_csv_line(["record_id", "cluster_id", "study_id"],
+                                            line)["cluster_id"]
     return out
 
 

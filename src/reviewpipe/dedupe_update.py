@@ -45,7 +45,7 @@ from reviewpipe.clustering import (
     rare_words,
     trial_registrations,
 )
-from reviewpipe.memo import find_line
+from reviewpipe.memo import find_line, line_start
 from reviewpipe.pair_rules import PairKeys, pair_keys
 from reviewpipe.records import Record, line_record_id
 from reviewpipe.runs import Run
@@ -462,7 +462,7 @@ def extended_lines(previous: bytes, replaced: dict[str, bytes], removed: set[str
     out: list[bytes] = []
     done = 0  # previous[:done] is in out
     for key, line in edits:
-        at = _line_start(previous, key, key_of, done)
+        at = line_start(previous, key, key_of, done)
         out.append(previous[done:at])
         done = at
         end = previous.find(b"\n", at) + 1
@@ -472,18 +472,3 @@ def extended_lines(previous: bytes, replaced: dict[str, bytes], removed: set[str
             out.append(line + b"\n")
     out.append(previous[done:])
     return b"".join(out)
-
-
-def _line_start(data: bytes, key: str, key_of: Callable[[bytes], str | None], lo: int) -> int:
-    """Where the first line of ``data[lo:]`` whose key is not below ``key`` starts."""
-    hi = len(data)
-    while lo < hi:
-        newline = data.rfind(b"\n", lo, (lo + hi) // 2)
-        start = lo if newline < 0 else newline + 1
-        end = data.find(b"\n", start) + 1
-        found = key_of(data[start:end - 1])
-        if found is not None and found < key:
-            lo = end
-        else:
-            hi = start
-    return lo

@@ -144,20 +144,27 @@ def find_line(data: bytes | mmap.mmap, key: str, key_of: Callable[[bytes], str |
               ) -> bytes | None:
     """The line of ``data`` whose key is ``key``, by binary search: ``data``'s lines end in a
     newline, no two share a key and they are sorted by ``key_of`` (the key of a line)."""
-    lo, hi = 0, len(data)
+    start = line_start(data, key, key_of)
+    end = data.find(b"\n", start)
+    if start == len(data) or end < 0:
+        return None
+    line = data[start:end]
+    return line if key_of(line) == key else None
+
+
+def line_start(data: bytes | mmap.mmap, key: str, key_of: Callable[[bytes], str | None],
+               lo: int = 0) -> int:
+    """Where the first line of ``data[lo:]`` (lines sorted by ``key_of``, each ending in a
+    newline) whose key is not below ``key`` starts; ``len(data)`` when there is none."""
+    hi = len(data)
     while lo < hi:  # lines before lo have smaller keys, lines from hi on larger or equal ones
         newline = data.rfind(b"\n", lo, (lo + hi) // 2)  # the line around the middle
         start = lo if newline < 0 else newline + 1
-        end = data.find(b"\n", start) + 1
-        if end == 0:
-            return None  # not a file of whole lines
+        end = data.find(b"\n", start) + 1 or len(data) + 1
         found = key_of(data[start:end - 1])
-        if found is None:
-            return None
-        if found == key:
-            return data[start:end - 1]
-        if found < key:
+        if found is not None and found < key:
             lo = end
         else:
             hi = start
-    return None
+    return min(lo, len(data))
+

@@ -24,6 +24,7 @@ from reviewpipe.dedupe import (
     CANONICAL_CLUSTER_ID,
     canonical_line_id,
     canonical_lines,
+    clusters_of_records,
     load_canonical,
 )
 from reviewpipe.design import classify_design, text_model
@@ -519,7 +520,7 @@ def _screen_update(protocol: Protocol, store: Store, run: Run, since: Run, key: 
     memo_data = write_memo_lines(run, MEMO, key, lines)
 
     named = {h.id for h in humans}
-    cluster_of_record = _clusters_of_records(run, named - lines.keys())
+    cluster_of_record = clusters_of_records(run, named - lines.keys())
     redo = (changed.keys() | lines_with(memo_data, _MEMO_ID, _LINKABLE)
             | (named & lines.keys()) | set(cluster_of_record.values())
             | (before.ids_of_lines_with(*_BY_HUMAN) & lines.keys()))
@@ -577,22 +578,6 @@ def _link_and_apply_humans(rows: list[dict[str, Any]], humans: list[HumanDecisio
     conflicts, agreement_info = apply_humans(rows, humans, cluster_of_record)
     rows.sort(key=lambda r: r["cluster_id"])
     return conflicts, agreement_info
-
-
-def _clusters_of_records(run: Run, record_ids: set[str]) -> dict[str, str]:
-    """``record_id -> cluster_id`` from ``clusters.csv`` for a few record ids (found by text
-    search, not by reading every row)."""
-    if not record_ids:
-        return {}
-    data = run.require("clusters.csv", "dedupe").read_bytes()
-    columns = ["record_id", "cluster_id", "study_id"]
-    out = {}
-    for record_id in record_ids:
-        start = data.find(b"\n" + csv_line(["record_id"], {"record_id": record_id}) + b",")
-        if start >= 0:
-            line = data[start + 1:data.index(b"\n", start + 1)]
-            out[record_id] = parse_csv_line(columns, line)["cluster_id"]
-    return out
 
 
 def _store_row(r: dict[str, Any]) -> tuple[Any, ...]:

@@ -17,7 +17,7 @@ from typing import Any
 from reviewpipe.errors import InputError, MissingInput
 from reviewpipe.protocol import Protocol
 from reviewpipe.readers import read_records
-from reviewpipe.records import RECORD_COLUMNS, Record
+from reviewpipe.records import RECORD_COLUMNS, Record, line_record_id
 from reviewpipe.runs import Run, StageResult, csv_text, sha256_file
 from reviewpipe.store import Store
 
@@ -190,7 +190,7 @@ def _csv_line(columns: list[str], row: dict[str, Any] | None) -> bytes:
 
 
 def _line_id(line: bytes) -> str:
-    return json.loads(line)["record_id"]
+    return line_record_id(line) or ""
 
 
 def _line_count(path: Path) -> int:

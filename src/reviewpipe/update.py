@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reviewpipe.dedupe import load_canonical
+from reviewpipe.dedupe import clusters_of_records, load_canonical
 from reviewpipe.pipeline import check_reviewer_files, open_review, stage_functions, started_run
 from reviewpipe.readers import read_records
 from reviewpipe.records import Record
@@ -171,7 +171,7 @@ def _stages_with_new(protocol: Any, store: Store, run: Run, previous: Run,
 
 def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
     new_by_cluster: dict[str, list[str]] = {}
-    for record_id, cluster_id in _clusters_of(run, new_ids):
+    for record_id, cluster_id in clusters_of_records(run, new_ids).items():
         new_by_cluster.setdefault(cluster_id, []).append(record_id)
     canonical = {c["cluster_id"]: c for c in load_canonical(run, new_by_cluster)}
     out = []
@@ -186,25 +186,6 @@ def _new_trials(run: Run, new_ids: set[str]) -> list[dict[str, Any]]:
             "needs_human": "yes" if row["decision"] in ("include", "uncertain") else "no",
             "doubt": row["doubt"], "evidence": row["evidence"]})
     return sorted(out, key=lambda r: (r["needs_human"] != "yes", r["cluster_id"]))
-
-
-def _clusters_of(run: Run, record_ids: set[str]) -> list[tuple[str, str]]:
-    """``(record_id, cluster_id)`` of a few records, from clusters.csv (sorted by record id,
-    so each is found by binary search rather than by parsing every row)."""
-    from reviewpipe.memo import find_line
-
-    data = run.require("clusters.csv", "dedupe").read_bytes()
-    rows = data[data.find(b"\n") + 1:]
-    out = []
-    for record_id in sorted(record_ids):
-        line = find_line(rows, record_id, _first_field)
-        if line is not None:
-            out.append((record_id, next(csv.reader([line.decode("utf-8")]))[1]))
-    return out
-
-
-def _first_field(line: bytes) -> str:
-    return next(csv.reader([line.decode("utf-8")]))[0]
 
 
 def _screening_rows(run: Run, cluster_ids: Mapping[str, Any]) -> list[dict[str, str]]:
