@@ -160,7 +160,6 @@ class Extension:
     removed: set[str]
     records: dict[str, Record]
     index: dict[str, Any]
-    previous_study: dict[str, str]
 
 
 def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], key: str
@@ -217,8 +216,7 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
             parsed[rid] = Record.from_json(lines.line(rid))
     return Extension(clustering=clustering, new=sorted(r.record_id for r in new),
                      changed=changed, removed=removed,
-                     records={rid: parsed[rid] for rid in members}, index=index,
-                     previous_study=previous_study)
+                     records={rid: parsed[rid] for rid in members}, index=index)
 
 
 class RecordLines:
@@ -343,26 +341,14 @@ def _common_blocks(index: dict[str, Any], new: list[Record], new_keys: list[Pair
         else:  # passes MAX_BLOCK now: which of its holders have it among their rarest?
             out[word] = set()
             for rid in postings(index, "words", word):
-                holder = pair_keys(Record.from_json(lines.line(rid)))
-                if word in rare_words(block_words(holder), _Counts(count)):
+                words = block_words(pair_keys(Record.from_json(lines.line(rid))))
+                if word in rare_words(words, {w: count(w) for w in words}):
                     out[word].add(rid)
     for record, k in zip(new, new_keys, strict=True):
         for word in rare_words(block_words(k), frequency):
             if word in out:
                 out[word].add(record.record_id)
     return out
-
-
-class _Counts(dict):  # type: ignore[type-arg]
-    """A mapping that counts a word on first use (for :func:`rare_words`)."""
-
-    def __init__(self, count: Callable[[str], int]) -> None:
-        super().__init__()
-        self.count = count
-
-    def __missing__(self, word: str) -> int:
-        self[word] = self.count(word)
-        return self[word]
 
 
 def _frequency(index: dict[str, Any], new_keys: list[PairKeys]) -> dict[str, int]:
