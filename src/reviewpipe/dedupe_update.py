@@ -179,8 +179,9 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
         return None
     new = [Record.from_json(line) for line in lines.added]
     new_keys = [pair_keys(r) for r in new]
-    blocks = _common_blocks(index, new, new_keys, lines)
-    wanted = _candidates(index, new, new_keys, answers, cluster_of, blocks)
+    frequency = _frequency(index, new_keys)
+    blocks = _common_blocks(index, new, new_keys, lines, frequency)
+    wanted = _candidates(index, new, new_keys, answers, cluster_of, blocks, frequency)
     # Every record of a cluster a new one could join: the DOIs and PMIDs of all of them decide
     # whether a rule may join it (as in a full run).
     touched = {cluster_of[rid] for rid in wanted}
@@ -198,7 +199,8 @@ def extend_clusters(run: Run, since: Run, answers: dict[frozenset[str], str], ke
     decider.apply_answers(answers)
     _exact_keys(records, keys, decider.forest, decider.join, decider.queue)
     decider.decide(_candidate_pairs(keys, decider.forest,
-                                    *_blocks(index, order, keys, is_new, blocks), only=is_new))
+                                    *_blocks(index, order, keys, is_new, blocks, frequency),
+                                    only=is_new))
 
     changed, into = _assign(decider, cluster_of, is_new)
     removed = set(into)
@@ -283,7 +285,7 @@ def _previous_clusters(since: Run) -> tuple[dict[str, str], dict[str, str]]:
 
 def _candidates(index: dict[str, Any], new: list[Record], new_keys: list[PairKeys],
                 answers: dict[frozenset[str], str], cluster_of: dict[str, str],
-                blocks: dict[str, set[str]]) -> set[str]:
+                blocks: dict[str, set[str]], frequency: dict[str, int]) -> set[str]:
     """The old records a new one could be joined with: same exact key, a shared rare title
     word or citation key, or a reviewer's answer naming them."""
     wanted: set[str] = set()
@@ -292,7 +294,6 @@ def _candidates(index: dict[str, Any], new: list[Record], new_keys: list[PairKey
         for name, value in _exact_values(record):
             if value in exact[name]:
                 wanted.add(exact[name][value])
-    frequency = _frequency(index, new_keys)
     for k in new_keys:
         for word in rare_words(block_words(k), frequency):
             wanted.update(_word_block(index, word, frequency, blocks))
@@ -318,12 +319,11 @@ def _word_block(index: dict[str, Any], word: str, frequency: dict[str, int],
 
 
 def _common_blocks(index: dict[str, Any], new: list[Record], new_keys: list[PairKeys],
-                   lines: RecordLines) -> dict[str, set[str]]:
+                   lines: RecordLines, frequency: dict[str, int]) -> dict[str, set[str]]:
     """For each title word of a new record that more than MAX_BLOCK records have: the records
     (old and new) that have it among their rarest words. A word that passes MAX_BLOCK with this
     update has its holders read to find them; for one that was past it, the index holds them
     (as of when each record was indexed)."""
-    frequency = _frequency(index, new_keys)
     out: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
 
@@ -352,17 +352,17 @@ def _common_blocks(index: dict[str, Any], new: list[Record], new_keys: list[Pair
 
 
 def _frequency(index: dict[str, Any], new_keys: list[PairKeys]) -> dict[str, int]:
-    """How many records (old and new) have each title word of a new record."""
+    """How many records (old and new) have each title word of a new record (computed once
+    per update: candidates, common blocks and pair blocks all read it)."""
     counts = Counter(w for k in new_keys for w in block_words(k))
     return {w: n + _count(index, w) for w, n in counts.items()}
 
 
 def _blocks(index: dict[str, Any], order: list[str], keys: list[PairKeys], is_new: np.ndarray,
-            blocks: dict[str, set[str]]) -> tuple[list[list[int]], list[list[int]]]:
+            blocks: dict[str, set[str]], frequency: dict[str, int]
+            ) -> tuple[list[list[int]], list[list[int]]]:
     """Each new record's rarest-word and citation blocks, with the old records in them."""
     at = {rid: i for i, rid in enumerate(order)}
-    new_keys = [k for k, fresh in zip(keys, is_new, strict=True) if fresh]
-    frequency = _frequency(index, new_keys)
     words: dict[str, set[int]] = defaultdict(set)
     citations: dict[str, set[int]] = defaultdict(set)
     for i in np.nonzero(is_new)[0].tolist():
